@@ -1,0 +1,1 @@
+"""downsync: keeps Exchange / Outlook calendars in step with Salesforce Lightning Scheduler."""

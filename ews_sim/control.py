@@ -1,0 +1,214 @@
+"""The control API under ``/_sim/``: JSON for tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ews_sim import meetings
+from ews_sim.ops.create_item import new_uid
+from ews_sim.store import Attendee, CalendarItem, ext_label, new_item_id
+from ews_sim.xmlutil import fmt_dt, parse_dt
+
+if TYPE_CHECKING:
+    from ews_sim.server import Simulator
+
+FREE_BUSY = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
+ANSWERS = ("Accept", "Decline", "Tentative")
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not JSON: {exc}"}), content_type="application/json"
+        ) from exc
+
+
+def item_json(item: CalendarItem) -> dict[str, Any]:
+    def person(a: Attendee, required: bool) -> dict[str, Any]:
+        return {"email": a.email, "isRequired": required, "response": a.response}
+
+    return {
+        "itemId": item.item_id,
+        "changeKey": item.change_key,
+        "uid": item.uid,
+        "subject": item.subject,
+        "body": item.body,
+        "location": item.location,
+        "start": fmt_dt(item.start),
+        "end": fmt_dt(item.end),
+        "isAllDay": item.is_all_day,
+        "isMeeting": item.is_meeting,
+        "isCancelled": item.is_cancelled,
+        "freeBusy": item.free_busy,
+        "myResponse": item.my_response,
+        "organizer": item.organizer.email if item.organizer else None,
+        "attendees": [person(a, True) for a in item.required] + [person(a, False) for a in item.optional],
+        "extendedProperties": {ext_label(v.attrs): v.value for v in item.extended.values()},
+    }
+
+
+class Control:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/_sim/reset", self.reset),
+            web.get("/_sim/mailboxes", self.list_mailboxes),
+            web.post("/_sim/mailboxes", self.add_mailboxes),
+            web.post("/_sim/accounts", self.add_account),
+            web.get("/_sim/mailboxes/{email}/calendar", self.calendar),
+            web.post("/_sim/mailboxes/{email}/calendar", self.seed),
+            web.post("/_sim/mailboxes/{email}/respond", self.respond),
+            web.get("/_sim/faults", self.list_faults),
+            web.post("/_sim/faults", self.add_fault),
+            web.delete("/_sim/faults", self.clear_faults),
+            web.get("/_sim/limits", self.get_limits),
+            web.post("/_sim/limits", self.set_limits),
+            web.get("/_sim/log", self.get_log),
+            web.delete("/_sim/log", self.clear_log),
+            web.get("/_sim/schema-errors", self.schema_errors),
+        ]
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.sim.reset()
+        return web.json_response({"reset": True})
+
+    async def list_mailboxes(self, request: web.Request) -> web.Response:
+        org = self.sim.org
+        return web.json_response({"mailboxes": sorted(org.mailboxes), "domains": sorted(org.domains)})
+
+    async def add_mailboxes(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        emails = body.get("emails") if isinstance(body, dict) else None
+        if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
+            return _bad('expected {"emails": ["a@example.com", ...]}')
+        self.sim.org.add_mailboxes(emails)
+        return web.json_response({"mailboxes": len(self.sim.org.mailboxes)})
+
+    async def add_account(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("username"), str)
+            or not isinstance(body.get("password"), str)
+        ):
+            return _bad('expected {"username": ..., "password": ..., "impersonate": ["*" or addresses]}')
+        impersonate = body.get("impersonate", [])
+        if not isinstance(impersonate, list) or not all(isinstance(i, str) for i in impersonate):
+            return _bad('impersonate must be a list of addresses or "*"')
+        self.sim.org.add_account(body["username"], body["password"], impersonate)
+        self.sim.org.add_mailboxes([body["username"]])
+        return web.json_response({"username": body["username"]}, status=201)
+
+    def _mailbox(self, request: web.Request) -> str:
+        email = request.match_info["email"].strip().lower()
+        if not self.sim.org.is_mailbox(email):
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"{email} is not a mailbox of the organisation"}),
+                content_type="application/json",
+            )
+        return email
+
+    async def calendar(self, request: web.Request) -> web.Response:
+        email = self._mailbox(request)
+        found = sorted(self.sim.org.calendar(email).values(), key=lambda i: (i.start, i.created))
+        return web.json_response([item_json(i) for i in found])
+
+    async def seed(self, request: web.Request) -> web.Response:
+        email = self._mailbox(request)
+        body = await _json(request)
+        if not isinstance(body, dict):
+            return _bad("expected a JSON object")
+        try:
+            start, end = parse_dt(str(body["start"])), parse_dt(str(body["end"]))
+        except (KeyError, ValueError) as exc:
+            return _bad(f"start and end must be ISO 8601 date-times ({exc})")
+        if end < start:
+            return _bad("end must not be before start")
+        free_busy = body.get("freeBusy", "Busy")
+        if free_busy not in FREE_BUSY:
+            return _bad(f"freeBusy must be one of {', '.join(FREE_BUSY)}")
+        item = CalendarItem(
+            item_id=new_item_id(),
+            mailbox=email,
+            uid=new_uid(),
+            start=start,
+            end=end,
+            subject=str(body.get("subject", "")),
+            body=str(body.get("body", "")),
+            location=body.get("location"),
+            free_busy=free_busy,
+            is_all_day=bool(body.get("isAllDay", False)),
+            organizer=Attendee(email=email, name=email, response="Organizer"),
+        )
+        self.sim.org.add_item(item)
+        return web.json_response(item_json(item), status=201)
+
+    async def respond(self, request: web.Request) -> web.Response:
+        email = self._mailbox(request)
+        body = await _json(request)
+        if not isinstance(body, dict) or body.get("response") not in ANSWERS:
+            return _bad(f'expected {{"itemId" or "organizerItemId": ..., "response": one of {", ".join(ANSWERS)}}}')
+        calendar = self.sim.org.calendar(email)
+        if body.get("itemId"):
+            target = calendar.get(body["itemId"])
+        else:
+            target = next((i for i in calendar.values() if i.organizer_item_id == body.get("organizerItemId")), None)
+        if target is None or target.is_organizer_copy:
+            return _bad(f"{email} holds no meeting copy with that id", status=404)
+        organizer_item = meetings.respond(self.sim.org, email, target, body["response"])
+        return web.json_response(
+            {
+                "organizerItem": item_json(organizer_item) if organizer_item else None,
+                "attendeeItem": item_json(target) if body["response"] != "Decline" else None,
+            }
+        )
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        return web.json_response([r.as_json() for r in self.sim.faults.rules])
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        try:
+            rule = self.sim.faults.add(await _json(request))
+        except ValueError as exc:
+            return _bad(str(exc))
+        return web.json_response(rule.as_json(), status=201)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.sim.faults.clear()
+        return web.json_response({"cleared": True})
+
+    async def get_limits(self, request: web.Request) -> web.Response:
+        return web.json_response({"maxConcurrency": self.sim.org.max_concurrency})
+
+    async def set_limits(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        value = body.get("maxConcurrency") if isinstance(body, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return _bad('expected {"maxConcurrency": a positive integer}')
+        self.sim.org.max_concurrency = value
+        return web.json_response({"maxConcurrency": value})
+
+    async def get_log(self, request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _bad("since must be an integer sequence number")
+        return web.json_response([e.as_json() for e in self.sim.log if e.seq > since])
+
+    async def clear_log(self, request: web.Request) -> web.Response:
+        self.sim.log.clear()
+        return web.json_response({"cleared": True})
+
+    async def schema_errors(self, request: web.Request) -> web.Response:
+        return web.json_response({"strict": self.sim.strict, "errors": self.sim.schema_errors})

@@ -1,0 +1,124 @@
+"""Meeting semantics: invitations put copies in attendees' calendars, updates and cancellations follow them.
+
+Exchange's calendar assistant places a received request in the attendee's calendar as Tentative
+until the attendee answers; a decline removes it; a cancellation marks it cancelled and free.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ews_sim.store import Attendee, CalendarItem, Organisation, new_item_id
+from ews_sim.xmlutil import now
+
+SEND_NONE = "SendToNone"
+ANSWERS = {"Accept": "Busy", "Tentative": "Tentative"}
+
+
+def _in_org_attendees(org: Organisation, item: CalendarItem) -> dict[str, Attendee]:
+    organizer = item.organizer.email.lower() if item.organizer else item.mailbox
+    return {a.email.lower(): a for a in item.attendees() if org.is_mailbox(a.email) and a.email.lower() != organizer}
+
+
+def _copy_for(org: Organisation, item: CalendarItem, mailbox: str) -> CalendarItem:
+    existing = org.find_by_uid(mailbox, item.uid)
+    if existing is not None and not existing.is_organizer_copy:
+        return existing
+    fresh = CalendarItem(
+        item_id=new_item_id(),
+        mailbox=mailbox,
+        uid=item.uid,
+        start=item.start,
+        end=item.end,
+        my_response="NoResponseReceived",
+        free_busy="Tentative",
+        is_meeting=True,
+        organizer_item_id=item.item_id,
+    )
+    return org.add_item(fresh)
+
+
+def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) -> None:
+    for name in (
+        "subject",
+        "body",
+        "body_type",
+        "location",
+        "start",
+        "end",
+        "is_all_day",
+        "start_tz",
+        "end_tz",
+        "sensitivity",
+        "importance",
+        "is_response_requested",
+        "allow_new_time_proposal",
+        "sequence",
+    ):
+        setattr(target, name, getattr(item, name))
+    target.organizer = copy.copy(item.organizer)
+    target.required = [copy.copy(a) for a in item.required]
+    target.optional = [copy.copy(a) for a in item.optional]
+    target.resources = [copy.copy(a) for a in item.resources]
+    target.is_cancelled = False
+    if reset_answer:
+        target.my_response = "NoResponseReceived"
+        target.free_busy = "Tentative"
+    target.touch()
+
+
+def send_invitations(org: Organisation, item: CalendarItem, old_emails: set[str], times_changed: bool) -> None:
+    """After the organizer saved ``item`` with invitations on: every current in-org attendee gets an up-to-date copy,
+    attendees no longer on the list get a cancellation."""
+    item.is_meeting = True
+    item.meeting_request_was_sent = True
+    attendees = _in_org_attendees(org, item)
+    for person in item.attendees():
+        if person.response == "Unknown" or (times_changed and person.response != "Organizer"):
+            person.response = "NoResponseReceived"
+            person.last_response_time = None
+    for email in attendees:
+        target = _copy_for(org, item, email)
+        _refresh_copy(target, item, reset_answer=times_changed or email not in old_emails)
+    for email in old_emails - set(attendees):
+        cancel_copy(org, item, email)
+
+
+def cancel_copy(org: Organisation, item: CalendarItem, mailbox: str) -> None:
+    target = org.find_by_uid(mailbox, item.uid)
+    if target is None or target.is_organizer_copy or target.is_cancelled:
+        return
+    target.is_cancelled = True
+    target.free_busy = "Free"
+    if not target.subject.startswith("Canceled: "):
+        target.subject = "Canceled: " + target.subject
+    target.touch()
+
+
+def cancel_all(org: Organisation, item: CalendarItem) -> None:
+    for email in _in_org_attendees(org, item):
+        cancel_copy(org, item, email)
+
+
+def attendee_emails(org: Organisation, item: CalendarItem) -> set[str]:
+    return set(_in_org_attendees(org, item))
+
+
+def respond(org: Organisation, mailbox: str, target: CalendarItem, answer: str) -> CalendarItem | None:
+    """The attendee ``mailbox`` answers the meeting its copy ``target`` belongs to; returns the organizer's item."""
+    organizer_item = None
+    if target.organizer is not None:
+        organizer_item = org.item(target.organizer.email, target.organizer_item_id or "")
+    stamp = now()
+    if organizer_item is not None:
+        for person in organizer_item.attendees():
+            if person.email.lower() == mailbox:
+                person.response, person.last_response_time = answer, stamp
+        organizer_item.touch()
+    if answer == "Decline":
+        org.remove_item(target)
+    else:
+        target.my_response = answer
+        target.free_busy = ANSWERS[answer]
+        target.touch()
+    return organizer_item

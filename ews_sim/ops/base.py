@@ -1,0 +1,116 @@
+"""What every operation shares: the request context, faults, folder and mailbox resolution."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import ClassVar
+
+from lxml import etree
+
+from ews_sim import responses
+from ews_sim.store import Organisation, ServiceAccount
+from ews_sim.xmlutil import child_text, local, mq, tq
+
+
+class SoapFault(Exception):
+    """A request-level error, sent as a SOAP fault with HTTP 500 as Exchange does."""
+
+    def __init__(self, code: str, text: str | None = None, values: dict[str, str] | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.text = text
+        self.values = values or {}
+
+    def body(self) -> str:
+        return responses.fault(self.code, self.text, self.values)
+
+
+class MessageError(Exception):
+    """An error for one element of a request, reported in that element's response message."""
+
+    def __init__(self, code: str, text: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class Context:
+    org: Organisation
+    account: ServiceAccount
+    mailbox: str | None
+    zone: tzinfo | None
+    # Codes injected for single mailboxes of a multi-mailbox request (availability).
+    mailbox_faults: dict[str, str] = field(default_factory=dict)
+
+    def acting_mailbox(self) -> str:
+        if self.mailbox is None:
+            # Without impersonation the service account acts on its own mailbox, if it has one.
+            own = self.account.username.lower()
+            if not self.org.is_mailbox(own):
+                raise SoapFault("ErrorNonExistentMailbox", values={"SmtpAddress": own})
+            return own
+        return self.mailbox
+
+
+def folder_id(kind: str, mailbox: str) -> str:
+    return base64.b64encode(f"AAMk:{kind}:{mailbox}".encode()).decode()
+
+
+def parse_folder_id(value: str) -> tuple[str, str]:
+    try:
+        prefix, kind, mailbox = base64.b64decode(value, validate=True).decode().split(":", 2)
+    except Exception as exc:
+        raise MessageError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
+    if prefix != "AAMk":
+        raise MessageError("ErrorInvalidIdMalformed", "Id is malformed.")
+    return kind, mailbox
+
+
+def resolve_folder(ctx: Context, elem: etree._Element) -> tuple[str, str]:
+    """A folder reference as (distinguished kind, mailbox) after checking the caller may use it."""
+    if local(elem) == "DistinguishedFolderId":
+        kind = elem.get("Id", "")
+        box = elem.find(tq("Mailbox"))
+        address = (child_text(box, "EmailAddress") or "").strip().lower() if box is not None else ""
+        mailbox = address or ctx.acting_mailbox()
+    else:
+        kind, mailbox = parse_folder_id(elem.get("Id", ""))
+    if mailbox != ctx.mailbox and mailbox != ctx.account.username.lower():
+        if not ctx.org.is_mailbox(mailbox):
+            raise MessageError("ErrorNonExistentMailbox", f"The SMTP address {mailbox} has no mailbox.")
+        if not ctx.account.may_impersonate(mailbox) or ctx.mailbox not in (None, mailbox):
+            raise MessageError("ErrorAccessDenied")
+    if kind not in ("root", "calendar", "msgfolderroot"):
+        raise MessageError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+    return kind, mailbox
+
+
+def first_folder(ctx: Context, container: etree._Element | None) -> tuple[str, str]:
+    if container is None or not len(container):
+        return "calendar", ctx.acting_mailbox()
+    return resolve_folder(ctx, container[0])
+
+
+class Operation:
+    name: ClassVar[str]
+    needs_mailbox: ClassVar[bool] = True
+
+    def count(self, elem: etree._Element) -> int:
+        """How many response messages the request asks for (one per item, id or change)."""
+        return 1
+
+    def run(self, ctx: Context, elem: etree._Element) -> str:
+        raise NotImplementedError
+
+    def error_messages(self, elem: etree._Element, code: str, text: str | None = None) -> str:
+        """The response when every element of the request fails with one code (used by fault injection)."""
+        messages = [responses.message(self.name, code=code, text=text) for _ in range(self.count(elem))]
+        return responses.response(self.name, messages)
+
+
+def items_container(elem: etree._Element, name: str) -> list[etree._Element]:
+    found = elem.find(mq(name))
+    return [c for c in found if isinstance(c.tag, str)] if found is not None else []

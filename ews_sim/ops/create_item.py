@@ -1,0 +1,64 @@
+"""CreateItem: appointments, and meetings whose invitations land in attendees' calendars."""
+
+from __future__ import annotations
+
+import uuid
+
+from lxml import etree
+
+from ews_sim import items, meetings, responses
+from ews_sim.ops.base import Context, MessageError, Operation, first_folder, items_container
+from ews_sim.store import Attendee, CalendarItem, new_item_id
+from ews_sim.xmlutil import local, mq, now
+
+
+def new_uid() -> str:
+    # Exchange's global object ids are hex strings of this shape.
+    return "040000008200E00074C5B7101A82E00800000000" + uuid.uuid4().hex.upper()
+
+
+class CreateItem(Operation):
+    name = "CreateItem"
+
+    def count(self, elem: etree._Element) -> int:
+        return len(items_container(elem, "Items"))
+
+    def run(self, ctx: Context, elem: etree._Element) -> str:
+        send = elem.get("SendMeetingInvitations", meetings.SEND_NONE)
+        messages = []
+        for node in items_container(elem, "Items"):
+            try:
+                item = self._create(ctx, elem, node, send)
+            except (MessageError, items.FieldError) as exc:
+                messages.append(
+                    responses.message(
+                        self.name,
+                        code=exc.code,
+                        text=getattr(exc, "text", None) or str(exc),
+                        inner="<m:Items/>",
+                    )
+                )
+                continue
+            messages.append(responses.message(self.name, inner=f"<m:Items>{items.id_only_xml(item)}</m:Items>"))
+        return responses.response(self.name, messages)
+
+    def _create(self, ctx: Context, elem: etree._Element, node: etree._Element, send: str) -> CalendarItem:
+        if local(node) != "CalendarItem":
+            raise MessageError("ErrorInvalidItemForOperationCreateItem", "The simulator stores calendar items only.")
+        _, mailbox = first_folder(ctx, elem.find(mq("SavedItemFolderId")))
+        stamp = now()
+        item = CalendarItem(item_id=new_item_id(), mailbox=mailbox, uid=new_uid(), start=stamp, end=stamp)
+        seen = set()
+        for child in items.iter_children(node):
+            items.apply_element(item, child, ctx.zone)
+            seen.add(local(child))
+        if not {"Start", "End"} <= seen:
+            raise MessageError("ErrorInvalidRequest", "A calendar item needs Start and End.")
+        items.check_times(item)
+        item.organizer = Attendee(email=mailbox, name=mailbox, response="Organizer")
+        ctx.org.add_item(item)
+        if item.attendees():
+            item.is_meeting = True
+            if send != meetings.SEND_NONE:
+                meetings.send_invitations(ctx.org, item, old_emails=set(), times_changed=False)
+        return item

@@ -1,0 +1,176 @@
+"""The organisation the simulator serves: mailboxes, service accounts and calendars.
+
+Everything lives in memory and is touched only from the server's event loop, so no locks.
+Times are stored in UTC, as Exchange does.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ews_sim.xmlutil import now
+
+EXT_ATTRS = (
+    "DistinguishedPropertySetId",
+    "PropertySetId",
+    "PropertyTag",
+    "PropertyName",
+    "PropertyId",
+    "PropertyType",
+)
+
+
+def ext_key(attrs: dict[str, str]) -> tuple[str, str]:
+    """Identify an extended property the way the store does: set and name/id/tag, case-insensitive GUIDs."""
+    if attrs.get("PropertyTag"):
+        return ("tag", str(int(attrs["PropertyTag"], 0)))
+    prop_set = (attrs.get("PropertySetId") or attrs.get("DistinguishedPropertySetId") or "").lower()
+    if attrs.get("PropertyName") is not None:
+        return (prop_set, "name:" + attrs["PropertyName"])
+    return (prop_set, "id:" + str(int(attrs.get("PropertyId") or "0", 0)))
+
+
+def ext_label(attrs: dict[str, str]) -> str:
+    """The control API's key for an extended property: ``<setid>:<name>``."""
+    if attrs.get("PropertyTag"):
+        return attrs["PropertyTag"]
+    prop_set = attrs.get("PropertySetId") or attrs.get("DistinguishedPropertySetId") or ""
+    name = attrs.get("PropertyName")
+    return f"{prop_set}:{name if name is not None else attrs.get('PropertyId')}"
+
+
+@dataclass
+class ExtendedValue:
+    attrs: dict[str, str]
+    value: str | list[str]
+
+
+@dataclass
+class Attendee:
+    email: str
+    name: str = ""
+    response: str = "Unknown"
+    last_response_time: datetime | None = None
+
+
+@dataclass
+class CalendarItem:
+    item_id: str
+    mailbox: str
+    uid: str
+    start: datetime
+    end: datetime
+    subject: str = ""
+    body: str = ""
+    body_type: str = "Text"
+    location: str | None = None
+    free_busy: str = "Busy"
+    is_all_day: bool = False
+    sensitivity: str = "Normal"
+    importance: str = "Normal"
+    categories: list[str] = field(default_factory=list)
+    reminder_is_set: bool = True
+    reminder_minutes: int = 15
+    is_meeting: bool = False
+    is_cancelled: bool = False
+    meeting_request_was_sent: bool = False
+    is_response_requested: bool = True
+    allow_new_time_proposal: bool = True
+    my_response: str = "Organizer"
+    organizer: Attendee | None = None
+    required: list[Attendee] = field(default_factory=list)
+    optional: list[Attendee] = field(default_factory=list)
+    resources: list[Attendee] = field(default_factory=list)
+    start_tz: str | None = None
+    end_tz: str | None = None
+    extended: dict[tuple[str, str], ExtendedValue] = field(default_factory=dict)
+    created: datetime = field(default_factory=now)
+    modified: datetime = field(default_factory=now)
+    change_no: int = 1
+    sequence: int = 0
+    # An attendee's copy points at the organizer's item so answers and updates can flow between them.
+    organizer_item_id: str | None = None
+
+    @property
+    def change_key(self) -> str:
+        return base64.b64encode(f"CK{self.change_no:08d}{self.item_id[-12:]}".encode()).decode()
+
+    def touch(self) -> None:
+        self.change_no += 1
+        self.modified = now()
+
+    def attendees(self) -> list[Attendee]:
+        return [*self.required, *self.optional, *self.resources]
+
+    @property
+    def is_organizer_copy(self) -> bool:
+        return self.organizer_item_id is None
+
+
+@dataclass
+class ServiceAccount:
+    username: str
+    password: str
+    impersonate: set[str] = field(default_factory=set)  # lower-cased addresses, or {"*"}
+
+    def may_impersonate(self, email: str) -> bool:
+        return "*" in self.impersonate or email.lower() in self.impersonate
+
+
+_ids = itertools.count(1)
+
+
+def new_item_id() -> str:
+    # Real ids are opaque base64 blobs of about 150 characters; the length keeps clients from assuming short ids.
+    raw = b"\x00\x00\x00\x00" + uuid.uuid4().bytes + next(_ids).to_bytes(8, "big") + b"\x00" * 40
+    return base64.b64encode(raw).decode()
+
+
+class Organisation:
+    def __init__(self) -> None:
+        self.mailboxes: set[str] = set()
+        self.domains: set[str] = set()
+        self.accounts: dict[str, ServiceAccount] = {}
+        self.calendars: dict[str, dict[str, CalendarItem]] = {}
+        self.max_concurrency = 27
+
+    def reset_data(self) -> None:
+        self.calendars.clear()
+
+    def add_mailboxes(self, emails: list[str]) -> None:
+        self.mailboxes.update(e.strip().lower() for e in emails)
+
+    def add_account(self, username: str, password: str, impersonate: list[str]) -> None:
+        self.accounts[username.lower()] = ServiceAccount(
+            username=username, password=password, impersonate={i.lower() for i in impersonate}
+        )
+
+    def is_mailbox(self, email: str) -> bool:
+        email = email.strip().lower()
+        if email in self.mailboxes:
+            return True
+        _, _, domain = email.rpartition("@")
+        return bool(domain) and domain in self.domains
+
+    def calendar(self, email: str) -> dict[str, CalendarItem]:
+        return self.calendars.setdefault(email.lower(), {})
+
+    def item(self, mailbox: str, item_id: str) -> CalendarItem | None:
+        return self.calendars.get(mailbox.lower(), {}).get(item_id)
+
+    def find_by_uid(self, mailbox: str, uid: str) -> CalendarItem | None:
+        for item in self.calendars.get(mailbox.lower(), {}).values():
+            if item.uid == uid:
+                return item
+        return None
+
+    def add_item(self, item: CalendarItem) -> CalendarItem:
+        self.calendar(item.mailbox)[item.item_id] = item
+        return item
+
+    def remove_item(self, item: CalendarItem) -> None:
+        self.calendar(item.mailbox).pop(item.item_id, None)
