@@ -97,6 +97,8 @@ def first_folder(ctx: Context, container: etree._Element | None) -> tuple[str, s
 class Operation:
     name: ClassVar[str]
     needs_mailbox: ClassVar[bool] = True
+    # What the schema requires after the common part of an error message (e.g. an empty Items).
+    error_inner: ClassVar[str] = ""
 
     def count(self, elem: etree._Element) -> int:
         """How many response messages the request asks for (one per item, id or change)."""
@@ -107,7 +109,9 @@ class Operation:
 
     def error_messages(self, elem: etree._Element, code: str, text: str | None = None) -> str:
         """The response when every element of the request fails with one code (used by fault injection)."""
-        messages = [responses.message(self.name, code=code, text=text) for _ in range(self.count(elem))]
+        messages = [
+            responses.message(self.name, code=code, text=text, inner=self.error_inner) for _ in range(self.count(elem))
+        ]
         return responses.response(self.name, messages)
 
 

@@ -19,6 +19,7 @@ def new_uid() -> str:
 
 class CreateItem(Operation):
     name = "CreateItem"
+    error_inner = "<m:Items/>"
 
     def count(self, elem: etree._Element) -> int:
         return len(items_container(elem, "Items"))
@@ -35,7 +36,7 @@ class CreateItem(Operation):
                         self.name,
                         code=exc.code,
                         text=getattr(exc, "text", None) or str(exc),
-                        inner="<m:Items/>",
+                        inner=self.error_inner,
                     )
                 )
                 continue

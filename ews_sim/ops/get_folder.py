@@ -17,6 +17,7 @@ _NAMES = {
 
 class GetFolder(Operation):
     name = "GetFolder"
+    error_inner = "<m:Folders/>"
 
     def count(self, elem: etree._Element) -> int:
         return len(items_container(elem, "FolderIds"))
@@ -27,7 +28,7 @@ class GetFolder(Operation):
             try:
                 kind, mailbox = resolve_folder(ctx, ref)
             except MessageError as exc:
-                messages.append(responses.message(self.name, code=exc.code, text=exc.text, inner="<m:Folders/>"))
+                messages.append(responses.message(self.name, code=exc.code, text=exc.text, inner=self.error_inner))
                 continue
             messages.append(
                 responses.message(self.name, inner=f"<m:Folders>{self._folder(ctx, kind, mailbox)}</m:Folders>")

@@ -11,6 +11,7 @@ from ews_sim.xmlutil import mq
 
 class GetItem(Operation):
     name = "GetItem"
+    error_inner = "<m:Items/>"
 
     def count(self, elem: etree._Element) -> int:
         return len(items_container(elem, "ItemIds"))
@@ -23,7 +24,7 @@ class GetItem(Operation):
         for ref in items_container(elem, "ItemIds"):
             item = ctx.org.item(mailbox, ref.get("Id", ""))
             if item is None:
-                messages.append(responses.message(self.name, code="ErrorItemNotFound", inner="<m:Items/>"))
+                messages.append(responses.message(self.name, code="ErrorItemNotFound", inner=self.error_inner))
                 continue
             messages.append(responses.message(self.name, inner=f"<m:Items>{items.item_xml(item, write_ctx)}</m:Items>"))
         return responses.response(self.name, messages)

@@ -20,6 +20,7 @@ ATTENDEE_LISTS = {"RequiredAttendees": "required", "OptionalAttendees": "optiona
 
 class UpdateItem(Operation):
     name = "UpdateItem"
+    error_inner = "<m:Items/>"
 
     def count(self, elem: etree._Element) -> int:
         return len(items_container(elem, "ItemChanges"))
@@ -37,7 +38,7 @@ class UpdateItem(Operation):
                         self.name,
                         code=exc.code,
                         text=exc.text if isinstance(exc, MessageError) else exc.message,
-                        inner="<m:Items/>",
+                        inner=self.error_inner,
                     )
                 )
                 continue

@@ -1,0 +1,1 @@
+pytest_plugins = ["ews_sim.testing"]
