@@ -115,8 +115,7 @@ class _DayRule:
 
     @property
     def occurrence(self) -> int:
-        # "Last" is how Windows writes a 25th-28th day rule that also lands on the 29th-31st in other
-        # years; a lone 4 would be wrong for those years, a lone -1 never is within the group.
+        # Every number left fits every year of the group; "last" is how Windows writes such a rule.
         return LAST if LAST in self.occurrences else min(self.occurrences)
 
 
@@ -364,6 +363,7 @@ class LegacyTimeTransition:
     day_order: int  # 1-4, or 5 (also -1) for the last
     month: int
     weekday: int  # 0 = Monday
+    # Kept but not applied: exchangelib never sends Year, and a DayOrder rule recurs every year.
     year: int | None = None
 
     @classmethod
@@ -375,12 +375,15 @@ class LegacyTimeTransition:
         if weekday not in WEEKDAYS:
             # Day/Weekday/WeekendDay are valid DayOfWeekType values but name no single transition day.
             raise ValueError(f"DayOfWeek {weekday!r} cannot start a time zone period")
+        day_order, month_number = int(order), int(month)
+        if day_order not in (1, 2, 3, 4, 5, LAST) or not 1 <= month_number <= 12:
+            raise ValueError(f"no such transition day: DayOrder {day_order}, Month {month_number}")
         year_text = _child_text(elem, "Year")
         return cls(
             bias=int(bias),
             time_of_day=time.fromisoformat(time_text),
-            day_order=int(order),
-            month=int(month),
+            day_order=day_order,
+            month=month_number,
             weekday=WEEKDAYS.index(weekday),
             year=int(year_text) if year_text else None,
         )
@@ -394,9 +397,6 @@ class LegacyTimeTransition:
             day += 7 * ((days - day) // 7)
         else:
             day += 7 * (self.day_order - 1)
-            # Windows clamps an n-th weekday that the month lacks to the last one.
-            while day > days:
-                day -= 7
         return datetime.combine(date(year, self.month, day), self.time_of_day)
 
 
