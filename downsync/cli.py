@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+DEMO_DOMAIN = "demo.test"
 
 
 @click.group()
@@ -63,10 +66,39 @@ def ews_sim(
         config.add_demo_domain(domain)
     schema = None
     if strict:
-        directory = schema_dir or default_schema_dir()
-        if directory is None:
-            raise click.UsageError("--strict needs the EWS schema: pass --schema-dir or set DOWNSYNC_EWS_SCHEMA_DIR")
+        configured = os.environ.get("DOWNSYNC_EWS_SCHEMA_DIR")
+        # An explicit location that lacks the schema is a mistake, not a cue to fall back to another copy.
+        directory = schema_dir or (Path(configured) if configured else default_schema_dir())
+        if directory is None or not (directory / "messages.xsd").is_file():
+            where = f" ({directory} has no messages.xsd)" if directory is not None else ""
+            raise click.UsageError(
+                f"--strict needs the EWS schema{where}: pass --schema-dir or set DOWNSYNC_EWS_SCHEMA_DIR"
+            )
         schema = EwsSchema(directory)
     sim = Simulator(config, build=build, schema=schema, capture_dir=capture_dir)
     click.echo(f"EWS simulator on http://{host}:{port}/EWS/Exchange.asmx (strict={strict})", err=True)
     serve(sim, host, port)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--sim-port", default=8765, show_default=True, type=int, help="Port of the EWS simulator.")
+def demo(host: str, sim_port: int) -> None:
+    """Run on embedded defaults: the EWS simulator with a demo organisation (demo.test) and sample busy time."""
+    from ews_sim.app import serve
+    from ews_sim.config import OrgConfig
+    from ews_sim.demo import seed_demo
+    from ews_sim.server import Simulator
+
+    config = OrgConfig()
+    config.add_demo_domain(DEMO_DOMAIN)
+    sim = Simulator(config)
+    seed_demo(sim)
+    url = f"http://{host}:{sim_port}"
+    click.echo(
+        f"EWS simulator: {url}/EWS/Exchange.asmx (service account svc@{DEMO_DOMAIN} / demo; "
+        f"every address @{DEMO_DOMAIN} is a mailbox)\n"
+        f"Try: curl -s {url}/_sim/mailboxes/alice@{DEMO_DOMAIN}/calendar",
+        err=True,
+    )
+    serve(sim, host, sim_port)

@@ -33,10 +33,10 @@ class OrgConfig:
 
     @classmethod
     def load(cls, path: Path) -> OrgConfig:
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")
             raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         return cls.from_dict(raw or {}, source=str(path))
 
@@ -48,11 +48,15 @@ class OrgConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown keys {', '.join(sorted(unknown))}")
         config = cls(mailboxes=_strings(raw, "mailboxes", source), domains=_strings(raw, "domains", source))
-        for n, entry in enumerate(raw.get("service_accounts") or []):
+        entries = raw.get("service_accounts") or []
+        if not isinstance(entries, list):
+            # Iterating a mapping or a string would report a confusing service_accounts[0] problem.
+            raise ConfigError(f"{source}: service_accounts must be a list")
+        for n, entry in enumerate(entries):
             if not isinstance(entry, dict) or not entry.get("username") or entry.get("password") is None:
                 raise ConfigError(f"{source}: service_accounts[{n}] needs username and password")
-            impersonate = entry.get("impersonate", [])
-            if not isinstance(impersonate, list) or not all(isinstance(i, str) for i in impersonate):
+            impersonate = impersonate_list(entry.get("impersonate", []))
+            if impersonate is None:
                 raise ConfigError(f'{source}: service_accounts[{n}].impersonate must be a list of addresses or "*"')
             config.accounts.append(AccountConfig(str(entry["username"]), str(entry["password"]), impersonate))
         return config
@@ -70,6 +74,15 @@ class OrgConfig:
             org.add_account(account.username, account.password, account.impersonate)
             # A service account has a mailbox of its own, as in a real organisation.
             org.add_mailboxes([account.username])
+
+
+def impersonate_list(value: Any) -> list[str] | None:
+    """A list of addresses, or a bare ``"*"`` as the error messages and YAML users write it; None if neither."""
+    if value == "*":
+        return ["*"]
+    if isinstance(value, list) and all(isinstance(i, str) for i in value):
+        return value
+    return None
 
 
 def _strings(raw: dict[str, Any], key: str, source: str) -> list[str]:

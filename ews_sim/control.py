@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ews_sim import meetings
+from ews_sim.config import impersonate_list
 from ews_sim.ops.create_item import new_uid
 from ews_sim.store import Attendee, CalendarItem, ext_label, new_item_id
 from ews_sim.xmlutil import fmt_dt, parse_dt
@@ -103,8 +104,8 @@ class Control:
             or not isinstance(body.get("password"), str)
         ):
             return _bad('expected {"username": ..., "password": ..., "impersonate": ["*" or addresses]}')
-        impersonate = body.get("impersonate", [])
-        if not isinstance(impersonate, list) or not all(isinstance(i, str) for i in impersonate):
+        impersonate = impersonate_list(body.get("impersonate", []))
+        if impersonate is None:
             return _bad('impersonate must be a list of addresses or "*"')
         self.sim.org.add_account(body["username"], body["password"], impersonate)
         self.sim.org.add_mailboxes([body["username"]])

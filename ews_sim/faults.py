@@ -96,8 +96,14 @@ def parse_rule(rule_id: int, spec: Any) -> Rule:
         raise ValueError("a rule needs an effect: responseCode, httpStatus, latencyMs, hang or drop")
     if spec.get("count") is not None and spec.get("probability") is not None:
         raise ValueError("count and probability exclude each other")
+    for key in ("hang", "drop"):
+        # A string such as "false" is truthy and would silently turn the effect on.
+        if spec.get(key) is not None and not isinstance(spec[key], bool):
+            raise ValueError(f"{key} must be true or false")
     probability = spec.get("probability")
-    if probability is not None and (not isinstance(probability, int | float) or not 0 <= probability <= 1):
+    if probability is not None and (
+        isinstance(probability, bool) or not isinstance(probability, int | float) or not 0 <= probability <= 1
+    ):
         raise ValueError("probability must be a number from 0 to 1")
     code = spec.get("responseCode")
     if code is not None and (not isinstance(code, str) or not code.startswith("Error")):

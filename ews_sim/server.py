@@ -128,7 +128,13 @@ class Simulator:
             self.inflight[account.username] -= 1
             entry.duration_ms = (time.perf_counter() - started) * 1000
             self.log.append(entry)
-        if isinstance(reply, web.Response) and reply.body is not None and entry.http_status in (200, 500):
+        # An injected non-SOAP answer (the IIS error page) is meant to break the schema; only SOAP is checked.
+        if (
+            isinstance(reply, web.Response)
+            and reply.body is not None
+            and reply.content_type == "text/xml"
+            and entry.http_status in (200, 500)
+        ):
             self._record_codes(entry, reply)
             if self.capture_dir is not None:
                 self._capture(entry, data, bytes(reply.body))
