@@ -436,9 +436,7 @@ class LegacyTimeZone:
         if not self._has_dst():
             return False
         assert self.standard is not None and self.daylight is not None
-        year = (utc - self._std_bias).year
-        dst_start = self.daylight.local_start(year) + self._std_bias  # given in standard time
-        dst_end = self.standard.local_start(year) + self._dst_bias  # given in daylight time
+        dst_start, dst_end = _dst_span(self, (utc - self._std_bias).year)
         if dst_start < dst_end:
             return dst_start <= utc < dst_end
         return not dst_end <= utc < dst_start  # southern hemisphere: daylight spans new year
@@ -459,3 +457,12 @@ class LegacyTimeZone:
         """Aware UTC to naive local time."""
         naive = utc.astimezone(UTC).replace(tzinfo=None)
         return naive - (self._dst_bias if self._in_dst(naive) else self._std_bias)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dst_span(zone: LegacyTimeZone, year: int) -> tuple[datetime, datetime]:
+    """The daylight period's UTC bounds in ``year``; availability asks this for every event it writes."""
+    assert zone.standard is not None and zone.daylight is not None
+    dst_start = zone.daylight.local_start(year) + zone._std_bias  # given in standard time
+    dst_end = zone.standard.local_start(year) + zone._dst_bias  # given in daylight time
+    return dst_start, dst_end

@@ -141,21 +141,22 @@ class GetUserAvailability(Operation):
         from_utc: Callable[[datetime], datetime],
     ) -> str:
         detailed = view.startswith("Detailed")
+        spans = [(from_utc(item.start), from_utc(item.end)) for item in events]
         parts = []
         merged = ""
         if view.endswith("Merged") or view == "MergedOnly":
             slots = int((end - start) / timedelta(minutes=interval)) or 1
             digits = [0] * slots
-            for item in events:
+            for item, (local_start, local_end) in zip(events, spans, strict=True):
                 digit = _MERGED_DIGITS.get(item.free_busy, 2)
-                first = max(0, int((from_utc(item.start) - start) / timedelta(minutes=interval)))
-                last = min(slots, -int(-(from_utc(item.end) - start) // timedelta(minutes=interval)))
+                first = max(0, int((local_start - start) / timedelta(minutes=interval)))
+                last = min(slots, -int(-(local_end - start) // timedelta(minutes=interval)))
                 for n in range(first, last):
                     if _STRENGTH.get(digit, 0) > _STRENGTH.get(digits[n], 0):
                         digits[n] = digit
             merged = f"<t:MergedFreeBusy>{''.join(map(str, digits))}</t:MergedFreeBusy>"
         if view != "MergedOnly" and events:
-            for item in events:
+            for item, (local_start, local_end) in zip(events, spans, strict=True):
                 details = ""
                 if detailed:
                     location = f"<t:Location>{esc(item.location)}</t:Location>" if item.location else ""
@@ -167,8 +168,8 @@ class GetUserAvailability(Operation):
                         "</t:IsReminderSet><t:IsPrivate>false</t:IsPrivate></t:CalendarEventDetails>"
                     )
                 parts.append(
-                    f"<t:CalendarEvent><t:StartTime>{_local(from_utc(item.start))}</t:StartTime>"
-                    f"<t:EndTime>{_local(from_utc(item.end))}</t:EndTime>"
+                    f"<t:CalendarEvent><t:StartTime>{_local(local_start)}</t:StartTime>"
+                    f"<t:EndTime>{_local(local_end)}</t:EndTime>"
                     f"<t:BusyType>{item.free_busy}</t:BusyType>{details}</t:CalendarEvent>"
                 )
         events_xml = f"<t:CalendarEventArray>{''.join(parts)}</t:CalendarEventArray>" if parts else ""
