@@ -80,25 +80,174 @@ def ews_sim(
     serve(sim, host, port)
 
 
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database named by DOWNSYNC_DATABASE_URL to the latest schema."""
+    from downsync import db as store
+    from downsync.settings import get_settings
+
+    revision = store.upgrade()
+    url = store.get_engine().url.render_as_string(hide_password=True)
+    click.echo(f"database {url} is at migration {revision}")
+    assert get_settings()
+
+
+@main.group()
+def tenant() -> None:
+    """Tenants and their Exchange connection."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--ews-url", required=True, help="The EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx")
+@click.option("--ews-username", required=True, help="The service account that impersonates the mailboxes.")
+@click.option("--ews-password", required=True, prompt=True, hide_input=True, help="Its password (prompted if absent).")
+@click.option("--auth-type", type=click.Choice(["basic", "ntlm"]), default="basic", show_default=True)
+@click.option("--build", default="15.1.2507.6", show_default=True, help="Exchange build, so exchangelib never probes.")
+def tenant_create(name: str, ews_url: str, ews_username: str, ews_password: str, auth_type: str, build: str) -> None:
+    """Add a tenant."""
+    from downsync.db import check_migrated, session_scope
+    from downsync.tenants import TenantError, create_tenant
+
+    _check_store(check_migrated)
+    try:
+        with session_scope() as session:
+            created = create_tenant(session, name, ews_url, ews_username, ews_password, auth_type, build)
+            click.echo(f"tenant {created.name} created (id {created.id})")
+    except TenantError as exc:
+        _fail(str(exc))
+
+
+@tenant.command("list")
+def tenant_list() -> None:
+    """The tenants and their Exchange endpoints (never their passwords)."""
+    from sqlmodel import select
+
+    from downsync.db import check_migrated, session_scope
+    from downsync.models import Tenant
+
+    _check_store(check_migrated)
+    with session_scope() as session:
+        for row in session.exec(select(Tenant).order_by(Tenant.name)):
+            click.echo(f"{row.name}\t{row.ews_url}\t{row.ews_username}\t{row.ews_auth_type}\t{row.ews_build}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--scopes", default="availability,sync", show_default=True, help="Comma-separated: availability, sync.")
+def token_create(tenant_name: str, scopes: str) -> None:
+    """Print a new bearer token for the tenant; it is shown once and stored hashed."""
+    from downsync.db import check_migrated, session_scope
+    from downsync.tenants import TenantError, create_token
+
+    _check_store(check_migrated)
+    try:
+        with session_scope() as session:
+            click.echo(create_token(session, tenant_name, [s.strip() for s in scopes.split(",") if s.strip()]))
+    except TenantError as exc:
+        _fail(str(exc))
+
+
+def _check_store(check: object) -> None:
+    from downsync.db import NotMigratedError
+
+    try:
+        check()  # type: ignore[operator]
+    except NotMigratedError as exc:
+        _fail(str(exc))
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes.")
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from downsync.db import check_migrated
+    from downsync.observability import configure_logging
+
+    configure_logging()
+    _check_store(check_migrated)
+    uvicorn.run("api_shim.main:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
+
+
+@main.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--beat/--no-beat", default=True, show_default=True, help="Run the periodic sweep in this worker.")
+@click.pass_context
+def worker(ctx: click.Context, beat: bool) -> None:
+    """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
+    from downsync.db import check_migrated
+    from downsync.settings import get_settings
+
+    _check_store(check_migrated)
+    from worker.celery_app import app as celery_app
+
+    args = ["worker", "--loglevel=INFO"]
+    extra = list(ctx.args)
+    if not any(a.startswith(("--pool", "-P")) for a in extra):
+        # Exchange calls wait on the network, so threads serve them best.
+        args.append("--pool=threads")
+    if not any(a.startswith(("--concurrency", "-c")) for a in extra):
+        args.append("--concurrency=8")
+    if beat:
+        schedule = Path(get_settings().state_dir) / "celerybeat-schedule"
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+        args += ["--beat", f"--schedule={schedule}"]
+    celery_app.worker_main([*args, *extra])
+
+
+@main.command("retry")
+@click.option("--job", "job_id", help="Re-run the failed mailboxes of this job.")
+@click.option("--since", help="Re-run the failed mailboxes of every job created since this ISO 8601 time.")
+@click.option("--tenant", "tenant_name", help="With --since: only this tenant's jobs.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Show progress until they finish.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait at most.")
+def retry(job_id: str | None, since: str | None, tenant_name: str | None, wait: bool, timeout: float) -> None:
+    """Re-run failed mailboxes, with a progress bar."""
+    from downsync.retry import RetryError, reopen, wait_for_results
+
+    if bool(job_id) == bool(since):
+        _fail("give either --job ID or --since TIME")
+    try:
+        result_ids, placements = reopen(job_id=job_id, since=since, tenant_name=tenant_name)
+    except RetryError as exc:
+        _fail(str(exc))
+    click.echo(f"re-running {len(result_ids)} mailboxes ({len(placements)} placements enqueued)")
+    if not wait or not result_ids:
+        return
+    with click.progressbar(length=len(result_ids), label="finished") as bar:
+        codes = wait_for_results(result_ids, timeout, bar.update)
+    failed = {code for code in codes.values() if code not in ("NoError", "Pending")}
+    pending = sum(1 for code in codes.values() if code == "Pending")
+    click.echo(f"{len(codes) - pending} finished, {pending} still pending; codes: {sorted(failed) or ['NoError']}")
+
+
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="Port of the API.")
 @click.option("--sim-port", default=8765, show_default=True, type=int, help="Port of the EWS simulator.")
-def demo(host: str, sim_port: int) -> None:
-    """Run on embedded defaults: the EWS simulator with a demo organisation (demo.test) and sample busy time."""
-    from ews_sim.app import serve
-    from ews_sim.config import OrgConfig
-    from ews_sim.demo import seed_demo
-    from ews_sim.server import Simulator
+def demo(host: str, port: int, sim_port: int) -> None:
+    """Run everything on embedded defaults: simulator, Redis, store, API, worker, a demo tenant and token."""
+    from downsync.demo import run_demo
 
-    config = OrgConfig()
-    config.add_demo_domain(DEMO_DOMAIN)
-    sim = Simulator(config)
-    seed_demo(sim)
-    url = f"http://{host}:{sim_port}"
-    click.echo(
-        f"EWS simulator: {url}/EWS/Exchange.asmx (service account svc@{DEMO_DOMAIN} / demo; "
-        f"every address @{DEMO_DOMAIN} is a mailbox)\n"
-        f"Try: curl -s {url}/_sim/mailboxes/alice@{DEMO_DOMAIN}/calendar",
-        err=True,
-    )
-    serve(sim, host, sim_port)
+    run_demo(host=host, port=port, sim_port=sim_port)
+
+
+if __name__ == "__main__":
+    main()

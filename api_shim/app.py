@@ -1,0 +1,135 @@
+"""The FastAPI application: routers, the contract's error shape, the body limit, correlation ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI
+
+from api_shim import errors
+from api_shim.health.router import router as health_router
+from api_shim.jobs.router import router as jobs_router
+from api_shim.postback.router import router as postback_router
+from downsync.db import check_migrated
+from downsync.observability import init_sentry
+from downsync.settings import get_settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses bodies over the limit with 413 before they are read whole, Content-Length or not."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = errors.error_body("ErrorRequestTooLarge", f"the body is over {self.limit} bytes")
+        payload = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class JsonBodies:
+    """Every body is read as JSON, whatever Content-Type says: callers such as curl label JSON as a form."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+            headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+class CorrelationHeader:
+    """Every response, errors included, carries the request's correlation id in ``X-Correlation-Id``.
+
+    The id comes from the query string, else is generated here; an endpoint that finds one in the
+    body replaces it in ``scope["state"]`` before answering.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        state = scope.setdefault("state", {})
+        state["correlation_id"] = (query.get("salesforceCorrelationId") or [""])[0][:200] or uuid.uuid4().hex
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-correlation-id"]
+                headers.append((b"x-correlation-id", state["correlation_id"].encode("latin-1", "replace")))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def create_app(check_database: bool = True) -> FastAPI:
+    settings = get_settings()
+    if check_database:
+        check_migrated()
+    init_sentry(settings, "api")
+    app = FastAPI(
+        title="downsync",
+        version="0.1.0",
+        summary="Keeps Exchange calendars in step with Salesforce Lightning Scheduler.",
+        # Salesforce may omit Content-Type; bodies are JSON regardless (the contract, section 1).
+        strict_content_type=False,
+    )
+    errors.install(app)
+    app.include_router(postback_router)
+    app.include_router(jobs_router)
+    app.include_router(health_router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(JsonBodies)
+    app.add_middleware(CorrelationHeader)
+    return app

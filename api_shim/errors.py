@@ -1,0 +1,102 @@
+"""The contract's one error shape, and the handlers that turn every failure into it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"errorCode": code, "message": message, "details": details or []}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``("body", "attendees", 1, "email")`` as ``attendees[1].email``."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or (str(loc[0]) if loc else "body")
+
+
+def _line_column(doc: str, pos: int) -> tuple[int, int]:
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+    return line, column
+
+
+def validation_error(exc: RequestValidationError) -> ApiError:
+    errors = exc.errors()
+    invalid_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
+        doc = exc.body if isinstance(exc.body, str) else ""
+        pos = invalid_json["loc"][1] if len(invalid_json["loc"]) > 1 else 0
+        line, column = _line_column(doc, pos)
+        cause = invalid_json.get("ctx", {}).get("error", "invalid JSON")
+        message = f"the body is not valid JSON: {cause} at line {line} column {column}"
+        return ApiError(400, "ErrorInvalidJson", message, [{"field": "body", "problem": message}])
+    details = []
+    for error in errors:
+        problem = str(error.get("msg", "is invalid"))
+        if problem.startswith("Value error, "):
+            problem = problem[len("Value error, ") :]
+        if error.get("type") == "missing":
+            problem = "is required"
+        details.append({"field": _field(tuple(error.get("loc", ()))), "problem": problem})
+    summary = "; ".join(f"{d['field']} {d['problem']}" for d in details[:5])
+    return ApiError(422, "ErrorInvalidRequest", summary or "the request is invalid", details)
+
+
+def _respond(error: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(error.code, error.message, error.details), error.status, headers=error.headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _respond(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _respond(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "ErrorNotFound", 405: "ErrorMethodNotAllowed"}
+        return _respond(ApiError(exc.status_code, codes.get(exc.status_code, "ErrorInvalidRequest"), str(exc.detail)))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def store_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.error("the store cannot be reached: %s", exc.orig)
+        return _respond(
+            ApiError(
+                503, "ErrorServiceUnavailable", "the store cannot be reached; try again", headers={"Retry-After": "5"}
+            )
+        )

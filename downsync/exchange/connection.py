@@ -1,0 +1,88 @@
+"""exchangelib accounts per tenant and mailbox: impersonation, no autodiscover, a fixed build, FailFast."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials
+from exchangelib.folders import Calendar, DistinguishedFolderId, Root
+from exchangelib.properties import Mailbox
+from exchangelib.protocol import FailFast
+from exchangelib.version import Build, Version
+
+from downsync.models import Tenant
+from downsync.tenants import decrypt_secret
+
+AUTH_TYPES = {"basic": BASIC, "ntlm": NTLM}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a worker needs to reach one tenant's Exchange; hashable so accounts can be cached per tenant."""
+
+    tenant_id: int
+    url: str
+    username: str
+    password: str
+    auth_type: str
+    build: str
+    timeout: float
+    max_connections: int = 10
+
+    @classmethod
+    def for_tenant(cls, tenant: Tenant, timeout: float, max_connections: int = 10) -> Connection:
+        assert tenant.id is not None
+        return cls(
+            tenant_id=tenant.id,
+            url=tenant.ews_url,
+            username=tenant.ews_username,
+            password=decrypt_secret(tenant.ews_password_encrypted),
+            auth_type=tenant.ews_auth_type,
+            build=tenant.ews_build,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
+
+    def __repr__(self) -> str:  # the password stays out of logs and error reports
+        return f"Connection(tenant_id={self.tenant_id}, url={self.url!r}, username={self.username!r})"
+
+
+@functools.lru_cache(maxsize=64)
+def configuration(connection: Connection) -> Configuration:
+    parts = [int(p) for p in connection.build.split(".")]
+    return Configuration(
+        service_endpoint=connection.url,
+        credentials=Credentials(connection.username, connection.password),
+        auth_type=AUTH_TYPES[connection.auth_type],
+        # A known build keeps exchangelib from probing the server's version on first use.
+        version=Version(build=Build(*parts)),
+        retry_policy=FailFast(),
+        max_connections=connection.max_connections,
+    )
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _account(connection: Connection, mailbox: str) -> Account:
+    account = Account(mailbox, config=configuration(connection), autodiscover=False, access_type=IMPERSONATION)
+    account.protocol.TIMEOUT = connection.timeout
+    return account
+
+
+def account(connection: Connection, mailbox: str) -> Account:
+    with _lock:
+        return _account(connection, mailbox.lower())
+
+
+def calendar(acct: Account) -> Calendar:
+    """The mailbox's calendar by its distinguished name, without the two GetFolder calls ``account.calendar`` makes."""
+    return Calendar(
+        root=Root(account=acct),
+        _distinguished_id=DistinguishedFolderId(
+            id="calendar", mailbox=Mailbox(email_address=acct.primary_smtp_address)
+        ),
+    )

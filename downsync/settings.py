@@ -1,0 +1,74 @@
+"""The one settings object, read once from ``DOWNSYNC_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only for development and the embedded demo; any other environment must set its own.
+DEV_SECRET_KEY = "downsync-development-key-change-me"
+BUSY_TYPES = ("Busy", "OOF", "Tentative", "WorkingElsewhere")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOWNSYNC_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # Local files (the default SQLite store, the beat schedule, the embedded Redis) live here.
+    state_dir: str = str(Path(".downsync").absolute())
+    # Empty means a SQLite file in the state folder; production uses postgresql+psycopg://...
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    sentry_dsn: SecretStr | None = None
+
+    # Postbacks and meetings: how long a write call waits for its mailboxes before answering 202.
+    postback_wait_seconds: float = Field(default=10.0, ge=0, le=60)
+    postback_wait_max_seconds: float = Field(default=60.0, ge=0, le=600)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # Exchange calls from workers. Retry delays stay far below the broker's visibility timeout, or
+    # Redis would hand a waiting task to a second worker.
+    exchange_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry_max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    pair_lock_seconds: int = Field(default=300, ge=10)
+
+    # The sweep re-enqueues pending work whose task was lost (broker restart, killed worker).
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    sweep_stale_seconds: float = Field(default=120.0, gt=0)
+
+    # Availability (synchronous).
+    availability_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
+    availability_max_entries: int = Field(default=1000, ge=1)
+    availability_max_window_days: int = Field(default=366, ge=1)
+    availability_concurrency: int = Field(default=8, ge=1, le=26)
+
+    @model_validator(mode="after")
+    def _defaults_and_limits(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{Path(self.state_dir) / 'downsync.db'}"
+        if self.sweep_stale_seconds <= self.retry_max_seconds:
+            raise ValueError(
+                "sweep_stale_seconds must exceed retry_max_seconds, or the sweep duplicates waiting retries"
+            )
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError("DOWNSYNC_SECRET_KEY must be set to a secret of your own in production")
+        if self.retry_max_seconds * 4 > self.broker_visibility_timeout_seconds:
+            raise ValueError("retry_max_seconds must stay well below broker_visibility_timeout_seconds")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Celery workers: converge each (event, mailbox) pair to the latest accepted state through exchangelib."""

@@ -1,0 +1,125 @@
+"""Converging one placement (an event in one mailbox) to the event's latest accepted state.
+
+Under the pair's lock: read the desired state, make Exchange match it, record the outcome on every
+result that version covers. Transient Exchange failures come back as a countdown for the task to
+retry with; permanent ones, or the last allowed try, are final codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from downsync import observability
+from downsync.db import session_scope
+from downsync.exchange import appointments
+from downsync.exchange.connection import Connection, account
+from downsync.exchange.errors import ExchangeError, TransientExchangeError
+from downsync.jobs import record_attempt
+from downsync.models import NO_ERROR, Event, Job, Placement, Tenant, utcnow
+from downsync.settings import Settings, get_settings
+from worker import locks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str  # done, retry, busy, idle
+    countdown: float | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    placement_id: int
+    target: int
+    mailbox: str
+    kind: str
+    event_id: str
+    desired: dict | None
+    known_item_id: str | None
+    attempts: int
+    connection: Connection
+
+
+def backoff(attempt: int, hint: float | None, settings: Settings) -> float:
+    """Capped exponential back-off with jitter, never shorter than the server asked for (up to the cap)."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if hint:
+        delay = max(delay, hint)
+    return min(delay, settings.retry_max_seconds)
+
+
+def _plan(placement_id: int, settings: Settings) -> Plan | None:
+    with session_scope() as session:
+        placement = session.get(Placement, placement_id)
+        if placement is None or placement.done_version >= placement.target_version:
+            return None
+        event = session.get(Event, placement.event_pk)
+        tenant = session.get(Tenant, placement.tenant_id)
+        assert event is not None and tenant is not None
+        job = session.exec(select(Job).where(Job.event_pk == event.id, Job.version == placement.target_version)).first()
+        observability.tenant_name.set(tenant.name)
+        observability.correlation_id.set(job.correlation_id if job else "-")
+        # Shows the sweep this placement's task is alive.
+        placement.enqueued_at = utcnow()
+        session.add(placement)
+        return Plan(
+            placement_id=placement_id,
+            target=placement.target_version,
+            mailbox=placement.mailbox,
+            kind=event.kind,
+            event_id=event.event_id,
+            desired=dict(event.desired) if placement.mailbox in event.present else None,
+            known_item_id=placement.item_id,
+            attempts=placement.attempts,
+            connection=Connection.for_tenant(tenant, timeout=settings.exchange_timeout_seconds),
+        )
+
+
+def _apply(plan: Plan) -> str | None:
+    """Make Exchange match the plan; returns the item id the mailbox now holds."""
+    desired = appointments.Appointment.from_json(plan.desired) if plan.desired is not None else None
+    outcome = appointments.converge(
+        account(plan.connection, plan.mailbox), plan.kind, plan.event_id, desired, plan.known_item_id
+    )
+    log.info("mailbox %s: %s (version %s)", plan.mailbox, outcome.action, plan.target)
+    return outcome.item_id
+
+
+def _record(plan: Plan, code: str | None, message: str | None, item_id: str | None = None) -> None:
+    with session_scope() as session:
+        placement = session.exec(select(Placement).where(Placement.id == plan.placement_id).with_for_update()).one()
+        if code == NO_ERROR:
+            placement.item_id = item_id
+        record_attempt(session, placement, plan.target, code, message)
+
+
+def converge_placement(placement_id: int, settings: Settings | None = None) -> Step:
+    settings = settings or get_settings()
+    with locks.held(f"placement:{placement_id}", settings.pair_lock_seconds) as ours:
+        if not ours:
+            return Step("busy", countdown=0.5 + random.random())
+        plan = _plan(placement_id, settings)
+        if plan is None:
+            return Step("idle")
+        try:
+            item_id = _apply(plan)
+        except TransientExchangeError as exc:
+            if plan.attempts + 1 < settings.retry_max_attempts:
+                _record(plan, None, exc.message)
+                delay = backoff(plan.attempts + 1, exc.back_off, settings)
+                log.info("mailbox %s: %s, trying again in %.1f s", plan.mailbox, exc.code, delay)
+                return Step("retry", countdown=delay, code=exc.code)
+            _record(plan, exc.code, exc.message)
+            return Step("done", code=exc.code)
+        except ExchangeError as exc:
+            _record(plan, exc.code, exc.message)
+            return Step("done", code=exc.code)
+        _record(plan, NO_ERROR, None, item_id)
+        return Step("done", code=NO_ERROR)
