@@ -26,7 +26,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
-    """Refuses bodies over the limit with 413 before they are read whole, Content-Length or not."""
+    """Refuses bodies over the limit with 413, Content-Length or not, holding at most the limit in memory."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -40,20 +40,32 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
+        # The body is read whole here, before the app runs: an exception raised from inside the app's
+        # receive() would be caught by FastAPI's body parsing and answered as a 400, not a 413.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLarge
-            return message
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = errors.error_body("ErrorRequestTooLarge", f"the body is over {self.limit} bytes")
@@ -66,10 +78,6 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class JsonBodies:

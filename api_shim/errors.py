@@ -52,6 +52,19 @@ def _line_column(doc: str, pos: int) -> tuple[int, int]:
     return line, column
 
 
+def _trailing_comma(doc: str, pos: int) -> int | None:
+    """Where the comma is when the parser stopped at one that closes nothing (the seeds' samples have them)."""
+    if pos < len(doc) and doc[pos] == ",":
+        after = len(doc) - len(doc[pos + 1 :].lstrip())
+        return pos if after < len(doc) and doc[after] in "}]" else None
+    before = len(doc[:pos].rstrip()) - 1
+    return before if pos < len(doc) and doc[pos] in "}]" and before >= 0 and doc[before] == "," else None
+
+
+def _invalid_json(message: str) -> ApiError:
+    return ApiError(400, "ErrorInvalidJson", message, [{"field": "body", "problem": message}])
+
+
 def validation_error(exc: RequestValidationError) -> ApiError:
     errors = exc.errors()
     invalid_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
@@ -61,7 +74,14 @@ def validation_error(exc: RequestValidationError) -> ApiError:
         line, column = _line_column(doc, pos)
         cause = invalid_json.get("ctx", {}).get("error", "invalid JSON")
         message = f"the body is not valid JSON: {cause} at line {line} column {column}"
-        return ApiError(400, "ErrorInvalidJson", message, [{"field": "body", "problem": message}])
+        comma = _trailing_comma(doc, pos)
+        if comma is not None:
+            comma_line, comma_column = _line_column(doc, comma)
+            message = f"the body is not valid JSON: trailing comma at line {comma_line} column {comma_column} ({cause})"
+        return _invalid_json(message)
+    if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+        # FastAPI reports an empty body as a missing one; to the caller it is simply not JSON.
+        return _invalid_json("the body is not valid JSON: it is empty (Expecting value at line 1 column 1)")
     details = []
     for error in errors:
         problem = str(error.get("msg", "is invalid"))
@@ -70,7 +90,8 @@ def validation_error(exc: RequestValidationError) -> ApiError:
         if error.get("type") == "missing":
             problem = "is required"
         details.append({"field": _field(tuple(error.get("loc", ()))), "problem": problem})
-    summary = "; ".join(f"{d['field']} {d['problem']}" for d in details[:5])
+    # A model-level problem's field is just "body"; its problem reads on its own.
+    summary = "; ".join(d["problem"] if d["field"] == "body" else f"{d['field']} {d['problem']}" for d in details[:5])
     return ApiError(422, "ErrorInvalidRequest", summary or "the request is invalid", details)
 
 
@@ -89,6 +110,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body" for what json.loads refused outright, such as bytes that are not UTF-8.
+            return _respond(_invalid_json(f"the body is not valid JSON: {exc.__cause__}"))
         codes = {404: "ErrorNotFound", 405: "ErrorMethodNotAllowed"}
         return _respond(ApiError(exc.status_code, codes.get(exc.status_code, "ErrorInvalidRequest"), str(exc.detail)))
 

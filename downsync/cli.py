@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -189,13 +190,24 @@ def api(host: str, port: int, workers: int) -> None:
 
 @main.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--beat/--no-beat", default=True, show_default=True, help="Run the periodic sweep in this worker.")
+@click.option(
+    "--supervise/--no-supervise",
+    default=True,
+    show_default=True,
+    help="Restart the Celery worker when it dies (e.g. Celery giving up on a lost broker).",
+)
 @click.pass_context
-def worker(ctx: click.Context, beat: bool) -> None:
+def worker(ctx: click.Context, beat: bool, supervise: bool) -> None:
     """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
     from downsync.db import check_migrated
     from downsync.settings import get_settings
 
     _check_store(check_migrated)
+    if supervise:
+        from downsync.supervise import supervise as run_supervised
+
+        child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise", "--beat" if beat else "--no-beat"]
+        sys.exit(run_supervised([*child, *ctx.args]))
     from worker.celery_app import app as celery_app
 
     args = ["worker", "--loglevel=INFO"]

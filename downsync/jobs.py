@@ -46,6 +46,15 @@ def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str) ->
     return found
 
 
+def lock_event(session: Session, event_pk: int) -> None:
+    """Every transaction that writes an event's placements or results takes the event's row lock first.
+
+    One lock order for the API (accepting writes) and the workers (recording outcomes) means they queue
+    behind each other instead of deadlocking on placement rows taken in different orders.
+    """
+    session.exec(select(Event.id).where(Event.id == event_pk).with_for_update()).first()
+
+
 def accept_write(
     session: Session,
     *,
@@ -112,8 +121,11 @@ def job_state(codes: Iterable[str]) -> str:
 
 
 def refresh_jobs(session: Session, job_ids: Iterable[str]) -> None:
-    for job_id in set(job_ids):
-        job = session.get(Job, job_id)
+    """Set the state of each job from its results' codes."""
+    # The job row is locked before its results are read: two workers finishing the last two mailboxes of a
+    # job at once would otherwise each see the other's result still pending, and neither would close the job.
+    for job_id in sorted(set(job_ids)):
+        job = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
         if job is None:
             continue
         codes = session.exec(select(JobResult.error_code).where(JobResult.job_id == job_id)).all()
@@ -162,6 +174,7 @@ def record_attempt(session: Session, placement: Placement, target: int, code: st
 
 def reopen_failed(session: Session, job: Job) -> list[int]:
     """Put every result of the job that is not NoError back to pending; returns the placements to run."""
+    lock_event(session, job.event_pk)
     failed = session.exec(
         select(JobResult).where(
             JobResult.job_id == job.id, JobResult.error_code != NO_ERROR, JobResult.error_code != PENDING
@@ -178,7 +191,7 @@ def reopen_failed(session: Session, job: Job) -> list[int]:
     ).all()
     event = session.get(Event, job.event_pk)
     assert event is not None
-    for placement in placements:
+    for placement in placements:  # the caller took the event's lock before touching the results
         # Re-run towards the event's current desired state, which may be newer than this job.
         placement.target_version = max(placement.target_version, event.version)
         placement.done_version = min(placement.done_version, placement.target_version - 1)
@@ -199,6 +212,8 @@ def stale_placements(session: Session, older_than: datetime, limit: int = 1000) 
         .where((Placement.enqueued_at == None) | (Placement.enqueued_at < older_than))  # noqa: E711
         .order_by(col(Placement.id))
         .limit(limit)
+        # Rows a writer holds are busy, not lost: skip them rather than wait and risk a lock cycle.
+        .with_for_update(skip_locked=True)
     )
     return list(session.exec(query).all())
 

@@ -34,11 +34,12 @@ class Settings(BaseSettings):
     # Exchange calls from workers. Retry delays stay far below the broker's visibility timeout, or
     # Redis would hand a waiting task to a second worker.
     exchange_timeout_seconds: float = Field(default=30.0, gt=0)
-    retry_max_attempts: int = Field(default=8, ge=1)
+    retry_max_attempts: int = Field(default=30, ge=1)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
-    pair_lock_seconds: int = Field(default=300, ge=10)
+    # A pair's lock lives this long unless its holder renews it (every third of it) while working.
+    pair_lock_seconds: float = Field(default=15.0, ge=1)
 
     # The sweep re-enqueues pending work whose task was lost (broker restart, killed worker).
     sweep_interval_seconds: float = Field(default=30.0, gt=0)

@@ -18,7 +18,7 @@ from downsync.db import session_scope
 from downsync.exchange import appointments
 from downsync.exchange.connection import Connection, account
 from downsync.exchange.errors import ExchangeError, TransientExchangeError
-from downsync.jobs import record_attempt
+from downsync.jobs import lock_event, record_attempt
 from downsync.models import NO_ERROR, Event, Job, Placement, Tenant, utcnow
 from downsync.settings import Settings, get_settings
 from worker import locks
@@ -36,6 +36,7 @@ class Step:
 @dataclass(frozen=True)
 class Plan:
     placement_id: int
+    event_pk: int
     target: int
     mailbox: str
     kind: str
@@ -71,6 +72,7 @@ def _plan(placement_id: int, settings: Settings) -> Plan | None:
         session.add(placement)
         return Plan(
             placement_id=placement_id,
+            event_pk=placement.event_pk,
             target=placement.target_version,
             mailbox=placement.mailbox,
             kind=event.kind,
@@ -94,6 +96,7 @@ def _apply(plan: Plan) -> str | None:
 
 def _record(plan: Plan, code: str | None, message: str | None, item_id: str | None = None) -> None:
     with session_scope() as session:
+        lock_event(session, plan.event_pk)
         placement = session.exec(select(Placement).where(Placement.id == plan.placement_id).with_for_update()).one()
         if code == NO_ERROR:
             placement.item_id = item_id

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def sweep(settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     # One sweep at a time across all workers; the lock lapses by itself before the next round.
-    with locks.held("sweep", max(1, int(settings.sweep_interval_seconds))) as ours:
+    with locks.held("sweep", max(1.0, settings.sweep_interval_seconds)) as ours:
         if not ours:
             return 0
         with session_scope() as session:

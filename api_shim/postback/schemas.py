@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from api_shim.fields import Bool, CorrelationId, Email, EventId, ShortText, Text, UtcTime
 
@@ -28,11 +29,14 @@ class EventState(Body):
     endTime: UtcTime
     attendees: list[AttendeeIn] = Field(default_factory=list, max_length=1000)
 
-    @model_validator(mode="after")
-    def _times(self) -> EventState:
-        if self.endTime < self.startTime:
-            raise ValueError("endTime must be after startTime")
-        return self
+    @field_validator("endTime")
+    @classmethod
+    def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        # A field validator, not a model one, so the error's location (and `details`) names endTime.
+        start = info.data.get("startTime")
+        if end is not None and start is not None and end <= start:
+            raise ValueError("must be after startTime")
+        return end
 
 
 class PostbackCreate(EventState):
@@ -67,22 +71,29 @@ class OriginalState(EventState):
     startTime: UtcTime | None = None  # type: ignore[assignment]
     endTime: UtcTime | None = None  # type: ignore[assignment]
 
-    @model_validator(mode="after")
-    def _times(self) -> OriginalState:
-        return self
+    @field_validator("endTime")
+    @classmethod
+    def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        # The previous state is only a hint of which mailboxes held the event; its times are not checked.
+        return end
 
 
 class PostbackUpdate(Body):
-    id: EventId | None = None
     original: OriginalState | None = None
+    # Declared after `original` and checked even when absent, so a missing event id is reported as `id`.
+    id: EventId | None = Field(default=None, validate_default=True)
     new: EventState
     salesforceCorrelationId: CorrelationId | None = None
 
-    @model_validator(mode="after")
-    def _event_id(self) -> PostbackUpdate:
-        if not self.event_id:
-            raise ValueError("the event id is required, as original.id or a top-level id")
-        return self
+    @field_validator("id")
+    @classmethod
+    def _event_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "original" not in info.data:  # `original` itself is invalid: that error is the one to report
+            return value
+        original = info.data["original"]
+        if not value and not (original and original.id):
+            raise ValueError("is required, as original.id or a top-level id")
+        return value
 
     @property
     def event_id(self) -> str | None:

@@ -1,0 +1,41 @@
+"""Keeping a worker process alive: restart it when it dies, pass on the signals that stop it.
+
+Celery exits on some broker failures (kombu cannot restore unacknowledged messages to a Redis that is
+gone); accepted work is safe in the store either way, and a fresh worker picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+
+def supervise(command: list[str], max_delay: float = 30.0) -> int:
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    delay = 1.0
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(command)
+        code = child.wait()
+        # Only a stop we passed on ends supervision: Celery also exits with 0 after an "unrecoverable" error.
+        if stopping:
+            return code
+        # A worker that ran a while died of something new: start again quickly.
+        delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, max_delay)
+        print(f"downsync worker: the worker exited with {code}; restarting in {delay:.0f} s", flush=True)
+        time.sleep(delay)
