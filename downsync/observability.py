@@ -58,7 +58,6 @@ def init_sentry(settings: Settings, component: str) -> bool:
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.environment,
         server_name=component,
-        send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
         integrations=[FastApiIntegration(), CeleryIntegration()],

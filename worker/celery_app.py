@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
 
+from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
+
+from downsync.observability import LOG_FORMAT, ContextFilter, init_sentry
 from downsync.settings import Settings, get_settings
 
 CONVERGE_TASK = "downsync.converge"
@@ -37,3 +42,17 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_with_context(logger: logging.Logger, *args: Any, **kwargs: Any) -> None:
+    # Every worker log line names the tenant and correlation id of the task it belongs to.
+    for handler in logger.handlers:
+        handler.addFilter(ContextFilter())
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+
+@worker_init.connect
+def _sentry(**kwargs: Any) -> None:
+    init_sentry(get_settings(), "worker")

@@ -11,7 +11,7 @@ from downsync.exchange.appointments import Appointment
 from downsync.jobs import Accepted, Listed, accept_write
 from downsync.tenants import Principal
 
-KIND = "appointment"
+KIND = "postback"
 
 
 def dedupe(emails: Iterable[str]) -> list[Listed]:

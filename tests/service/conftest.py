@@ -59,8 +59,8 @@ def stack(
             stack.stop_workers()
             if stack.api is not None:
                 stack.api.stop()
-            if embedded is not None:
-                embedded.stop()
+            if stack.embedded_redis is not None:  # a test may have restarted it
+                stack.embedded_redis.stop()
 
 
 @pytest.fixture
