@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 
 from api_shim import errors
+from api_shim.availability.router import router as availability_router
 from api_shim.health.router import router as health_router
 from api_shim.jobs.router import router as jobs_router
 from api_shim.postback.router import router as postback_router
@@ -134,6 +135,7 @@ def create_app(check_database: bool = True) -> FastAPI:
         strict_content_type=False,
     )
     errors.install(app)
+    app.include_router(availability_router)
     app.include_router(postback_router)
     app.include_router(jobs_router)
     app.include_router(health_router)

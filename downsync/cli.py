@@ -114,7 +114,29 @@ def tenant() -> None:
 @click.option("--ews-password", required=True, prompt=True, hide_input=True, help="Its password (prompted if absent).")
 @click.option("--auth-type", type=click.Choice(["basic", "ntlm"]), default="basic", show_default=True)
 @click.option("--build", default="15.1.2507.6", show_default=True, help="Exchange build, so exchangelib never probes.")
-def tenant_create(name: str, ews_url: str, ews_username: str, ews_password: str, auth_type: str, build: str) -> None:
+@click.option(
+    "--busy-types",
+    default="Busy,OOF,Tentative,WorkingElsewhere",
+    show_default=True,
+    help="Free/busy states that availability reports as unavailable.",
+)
+@click.option(
+    "--availability-on-error",
+    type=click.Choice(["closed", "free"]),
+    default="closed",
+    show_default=True,
+    help="A failed availability lookup shows the attendee busy (closed) or free.",
+)
+def tenant_create(
+    name: str,
+    ews_url: str,
+    ews_username: str,
+    ews_password: str,
+    auth_type: str,
+    build: str,
+    busy_types: str,
+    availability_on_error: str,
+) -> None:
     """Add a tenant."""
     from downsync.db import check_migrated, session_scope
     from downsync.tenants import TenantError, create_tenant
@@ -122,7 +144,17 @@ def tenant_create(name: str, ews_url: str, ews_username: str, ews_password: str,
     _check_store(check_migrated)
     try:
         with session_scope() as session:
-            created = create_tenant(session, name, ews_url, ews_username, ews_password, auth_type, build)
+            created = create_tenant(
+                session,
+                name,
+                ews_url,
+                ews_username,
+                ews_password,
+                auth_type,
+                build,
+                busy_types=busy_types,
+                availability_on_error=availability_on_error,
+            )
             click.echo(f"tenant {created.name} created (id {created.id})")
     except TenantError as exc:
         _fail(str(exc))

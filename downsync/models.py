@@ -30,6 +30,9 @@ class Tenant(SQLModel, table=True):
     ews_password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     ews_auth_type: str = Field(default="basic", max_length=20)
     ews_build: str = Field(default="15.1.2507.6", max_length=40)
+    # Availability: which free/busy states count as unavailable, and what a failed lookup reports.
+    busy_types: str = Field(default="Busy,OOF,Tentative,WorkingElsewhere", max_length=100)
+    availability_on_error: str = Field(default="closed", max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlmodel import Session, select
 
 from downsync.models import ApiToken, Tenant, utcnow
-from downsync.settings import get_settings
+from downsync.settings import BUSY_TYPES, get_settings
 
 SCOPES = ("availability", "sync")
 AUTH_TYPES = ("basic", "ntlm")
@@ -50,6 +50,8 @@ def create_tenant(
     ews_password: str,
     auth_type: str = "basic",
     build: str = "15.1.2507.6",
+    busy_types: str = "Busy,OOF,Tentative,WorkingElsewhere",
+    availability_on_error: str = "closed",
 ) -> Tenant:
     if not name.strip():
         raise TenantError("a tenant needs a name")
@@ -62,8 +64,15 @@ def create_tenant(
     parts = build.split(".")
     if not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
         raise TenantError("the server build looks like 15.1.2507.6")
+    types = [t.strip() for t in busy_types.split(",") if t.strip()]
+    if not types or set(types) - set(BUSY_TYPES):
+        raise TenantError(f"busy types must be some of {', '.join(BUSY_TYPES)}")
+    if availability_on_error not in ("closed", "free"):
+        raise TenantError("availability on error must be closed or free")
     tenant = Tenant(
         name=name,
+        busy_types=",".join(types),
+        availability_on_error=availability_on_error,
         ews_url=ews_url,
         ews_username=ews_username,
         ews_password_encrypted=encrypt_secret(ews_password),

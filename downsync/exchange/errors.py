@@ -52,6 +52,10 @@ def classify(exc: BaseException) -> ExchangeError:
         return exc
     text = str(exc)[:500]
     if isinstance(exc, ews.ErrorServerBusy):
+        # exchangelib re-raises a client-side timeout as ErrorServerBusy when its session pool has room;
+        # it was no answer in time, not the server asking us to back off.
+        if text.startswith("Reraised from ErrorTimeoutExpired"):
+            return TransientExchangeError("ErrorTimeout", text)
         return TransientExchangeError("ErrorServerBusy", text, back_off=exc.back_off)
     if isinstance(exc, ews.ErrorTimeoutExpired | requests.Timeout):
         return TransientExchangeError("ErrorTimeout", text)

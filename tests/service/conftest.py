@@ -32,26 +32,40 @@ def stack(
         )
         try:
             stack.run_cli("db", "upgrade")
-            for name in ("contoso", "other"):
-                stack.run_cli(
-                    "tenant",
-                    "create",
-                    name,
-                    "--ews-url",
-                    ews_simulator.ews_url,
-                    "--ews-username",
-                    SERVICE_ACCOUNT,
-                    "--ews-password",
-                    SERVICE_PASSWORD,
-                )
-            for key, tenant, scopes in (
+            stack.run_cli(
+                "tenant",
+                "create",
+                "contoso",
+                "--ews-url",
+                ews_simulator.ews_url,
+                "--ews-username",
+                SERVICE_ACCOUNT,
+                "--ews-password",
+                SERVICE_PASSWORD,
+            )
+            # Another organisation's connection: its own service account, and only Busy counts as busy.
+            stack.run_cli(
+                "tenant",
+                "create",
+                "other",
+                "--ews-url",
+                ews_simulator.ews_url,
+                "--ews-username",
+                "helpdesk@contoso.com",
+                "--ews-password",
+                "h3lp",
+                "--busy-types",
+                "Busy",
+            )
+            tokens = (
                 ("default", "contoso", "availability,sync"),
                 ("read", "contoso", "availability"),
+                ("write", "contoso", "sync"),
                 ("other", "other", "availability,sync"),
-            ):
-                stack.tokens[key] = stack.run_cli(
-                    "token", "create", "--tenant", tenant, "--scopes", scopes
-                ).stdout.strip()
+            )
+            for key, tenant, scopes in tokens:
+                created = stack.run_cli("token", "create", "--tenant", tenant, "--scopes", scopes)
+                stack.tokens[key] = created.stdout.strip()
             stack.start_api()
             stack.start_worker()
             yield stack

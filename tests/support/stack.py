@@ -39,6 +39,7 @@ TEST_SETTINGS = {
     "DOWNSYNC_SWEEP_STALE_SECONDS": "4",
     "DOWNSYNC_EXCHANGE_TIMEOUT_SECONDS": "5",
     "DOWNSYNC_PAIR_LOCK_SECONDS": "3",
+    "DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS": "3",
 }
 
 
@@ -180,7 +181,7 @@ class Stack:
             return False
 
     @staticmethod
-    def _wait_until(check: Any, process: Process, message: str, timeout: float = 30) -> None:
+    def _wait_until(check: Any, process: Process, message: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             if not process.alive() or time.monotonic() > deadline:

@@ -1,0 +1,69 @@
+"""Availability answers: Exchange's busy spans per attendee, filtered, clipped, merged; failures fail closed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session
+
+from api_shim.availability.schemas import AttendeeQuery
+from api_shim.fields import format_time
+from downsync.exchange.availability import Busy, Lookup
+from downsync.exchange.connection import Connection
+from downsync.models import Tenant
+from downsync.settings import Settings
+
+
+def merged(
+    spans: Iterable[Busy], start: datetime, end: datetime, busy_types: set[str]
+) -> list[tuple[datetime, datetime]]:
+    """The unavailable spans inside [start, end): clipped, overlapping or touching ones merged, sorted."""
+    clipped = sorted(
+        (max(s.start, start), min(s.end, end))
+        for s in spans
+        if s.busy_type in busy_types and s.start < end and s.end > start
+    )
+    out: list[tuple[datetime, datetime]] = []
+    for first, last in clipped:
+        if out and first <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def answer(
+    session: Session,
+    tenant_id: int,
+    entries: list[AttendeeQuery],
+    start: datetime,
+    end: datetime,
+    on_error: str | None,
+    deadline_seconds: float,
+    settings: Settings,
+) -> list[dict[str, object]]:
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    connection = Connection.for_tenant(tenant, timeout=settings.exchange_timeout_seconds)
+    session.close()  # the lookup may take seconds; it needs no connection to the store
+    # Each address is asked once, however often it is listed.
+    unique = list(dict.fromkeys(e.email.lower() for e in entries))
+    answers = Lookup(connection, settings.availability_concurrency)(unique, start, end, deadline_seconds)
+    busy_types = {t.strip() for t in tenant.busy_types.split(",") if t.strip()}
+    fail_open = (on_error or tenant.availability_on_error) == "free"
+    out: list[dict[str, object]] = []
+    for entry in entries:
+        found = answers[entry.email.lower()]
+        if found.code == "NoError":
+            spans = merged(found.spans, start, end, busy_types)
+        else:
+            # Salesforce reads "no slots" as free: an attendee we could not look up is shown busy throughout.
+            spans = [] if fail_open else [(start, end)]
+        item: dict[str, object] = {"email": entry.email}
+        if entry.serviceResourceId is not None:
+            item["serviceResourceId"] = entry.serviceResourceId
+        item["errorCode"] = found.code
+        item["unavailableTimeslots"] = [{"timeMin": format_time(a), "timeMax": format_time(b)} for a, b in spans]
+        out.append(item)
+    return out

@@ -1,0 +1,793 @@
+"""Latency of the availability endpoint next to the bare exchangelib calls it makes, in the same run.
+
+Requirement: with the simulator adding 150 ms to every Exchange request, for 100 attendees over 7 days,
+1000 attendees over 7 days and 100 attendees over 90 days, the service's overhead over the bare calls
+is at most 15% (p50) for 100 attendees, and 1000 attendees are answered in under 2 s (p95).
+
+What runs, all on 127.0.0.1, each in its own process:
+
+* ``downsync ews-sim --domain bench.test`` (non-strict; service account ``svc@bench.test`` / ``demo``) with
+  the fault rule ``{"operation": "GetUserAvailability", "latencyMs": 150}`` (``--jitter-ms`` adds
+  ``jitterMs``). Each of the 1000 mailboxes ``user0000@bench.test`` ... is seeded with ``ITEMS`` items:
+  six in the first week (one Free, two overlapping), four later in the 90 days, one of them across the
+  42-day boundary where the service splits the window.
+* ``downsync api`` on a fresh SQLite store (``db upgrade``, ``tenant create``, ``token create``), with the
+  machine's Redis (db 12) when it answers, else an embedded one; the deadline is ``--deadline`` (8 s).
+
+Three ways of getting the same free/busy, interleaved call by call (the order alternates every round)
+so that noise from other work on the machine hits all of them alike:
+
+* endpoint: the client's wall time of ``POST /api/salesforce/scheduler/availability?from=..&to=..`` with
+  the JSON list (one ``requests.Session``, keep-alive), response body read; JSON decoding is not timed.
+* Lookup: ``downsync.exchange.availability.Lookup(Connection(...), concurrency=8)`` called in this
+  process: the service's own Exchange layer (split, threads, deadline, conversion), without HTTP,
+  FastAPI, the store and the answer's merging and formatting.
+* bare: the reference. The same pieces (``downsync.exchange.availability.pieces``: at most 100 mailboxes
+  by 42 days) as ``exchangelib.services.GetUserAvailability(protocol).call(...)``, every result
+  consumed, one piece per thread of a ``ThreadPoolExecutor(min(8, pieces))``, with the same request
+  options as the service (``FreeBusy`` view, 30 min, UTC ``TimeZone`` built once) and no downsync code.
+  It has its own exchangelib ``Protocol`` (and so its own session pool): exchangelib caches protocols
+  by URL and credentials, so the bare calls use the simulator's lower-case path ``/ews/exchange.asmx``.
+
+Every answer is checked: the endpoint's has one entry per attendee in request order, all ``NoError``,
+and exactly the slots computed here from the seeded items (Busy/OOF/Tentative/WorkingElsewhere,
+clipped, overlapping or touching ones merged); the Lookup's and the bare calls' spans, merged the same
+way, must match too. After every call the simulator's ``/_sim/log`` is read (untimed) and the
+GetUserAvailability requests it received are counted; each call must make exactly as many as
+``pieces`` says (1, 10 and 3) and nothing else, all answered ``NoError``.
+
+How to read the table: p50 / p95 are over ``--requests`` calls per way and scenario (nearest-rank).
+"overhead p50" = endpoint p50 / bare p50 - 1: what the service adds over the Exchange calls it
+cannot avoid. With 150 ms per request, a call of one wave of pieces cannot be faster than ~150 ms;
+1000 attendees are 10 pieces on 8 threads, so two waves (~300 ms) plus parsing 1000 mailboxes' views.
+"target met?" applies the requirement: overhead p50 <= 15% for the 100-attendee scenarios, endpoint
+p95 < 2000 ms for 1000 attendees; a scenario with a wrong answer fails too.
+
+Usage: ``python benchmarks/ews_sim_throughput.py``'s sibling:
+``python benchmarks/availability_latency.py [--requests N] [--warmup W] [--latency-ms 150] [--jitter-ms 0]
+[--deadline 8] [--check] [--profile]``. ``--check`` exits 1 when a target is missed. ``--profile`` then
+runs a short separate measurement: the endpoint's app served in this process by uvicorn, with every
+thread profiled by cProfile, and prints where its time goes (not in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import math
+import os
+import platform
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import exchangelib
+import requests
+from exchangelib import BASIC, Configuration, Credentials, EWSDateTime, EWSTimeZone
+from exchangelib.properties import FreeBusyView, FreeBusyViewOptions, MailboxData, TimeWindow, TimeZone
+from exchangelib.protocol import FailFast, Protocol
+from exchangelib.services import GetUserAvailability
+from exchangelib.version import Build, Version
+
+from downsync.embedded import EmbeddedRedis, redis_answers, start_redis
+from downsync.exchange.availability import Lookup, Piece, pieces
+from downsync.exchange.connection import Connection
+
+HOST = "127.0.0.1"
+DOMAIN = "bench.test"
+USERNAME = f"svc@{DOMAIN}"
+PASSWORD = "demo"
+BUILD = "15.1.2507.6"
+EWS_PATH = "/EWS/Exchange.asmx"
+BARE_EWS_PATH = "/ews/exchange.asmx"  # the simulator answers both; a second URL gives the bare calls their own Protocol
+TENANT = "bench"
+MACHINE_REDIS_URL = "redis://127.0.0.1:6379/12"
+MAILBOXES = [f"user{n:04d}@{DOMAIN}" for n in range(1000)]
+START = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday; every window starts here
+BUSY_TYPES = frozenset({"Busy", "OOF", "Tentative", "WorkingElsewhere"})
+CONCURRENCY = 8  # the service's default availability_concurrency
+OVERHEAD_TARGET = 0.15
+P95_TARGET_MS = 2000.0
+STARTUP_TIMEOUT = 30.0
+SEED_TIMEOUT = 180.0
+SEED_THREADS = 4
+CALL_TIMEOUT = 30.0
+EWS_UTC = EWSTimeZone("UTC")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    attendees: int
+    days: int
+    target: str  # "overhead": p50 overhead <= 15%; "p95": endpoint p95 < 2 s
+
+    @property
+    def end(self) -> datetime:
+        return START + timedelta(days=self.days)
+
+    @property
+    def mailboxes(self) -> list[str]:
+        return MAILBOXES[: self.attendees]
+
+
+SCENARIOS = (
+    Scenario("100 attendees, 7 days", 100, 7, "overhead"),
+    Scenario("1000 attendees, 7 days", 1000, 7, "p95"),
+    Scenario("100 attendees, 90 days", 100, 90, "overhead"),
+)
+WAYS = ("endpoint", "Lookup", "bare")
+
+
+# --- the seeded calendars and the answers they imply ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seeded:
+    start: datetime
+    end: datetime
+    free_busy: str
+
+
+def items_for(m: int) -> list[Seeded]:
+    """The items of mailbox ``m``: six in the first week, four later, one across day 42 (a piece boundary)."""
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return START + timedelta(days=day, hours=hour, minutes=minute)
+
+    hour = 7 + m % 9
+    return [
+        Seeded(at(0, hour), at(0, hour, 30), "Busy"),
+        Seeded(at(0, hour, 15), at(0, hour + 1, 15), "Busy"),  # overlaps the one before: merged
+        Seeded(at(1, hour), at(1, hour + 1), "Tentative"),
+        Seeded(at(2, hour), at(2, hour, 30), "OOF"),
+        Seeded(at(3, hour), at(3, hour + 2), "Free"),  # not unavailable
+        Seeded(at(4, hour), at(4, hour + 1, 30), "WorkingElsewhere"),
+        Seeded(at(20, hour), at(20, hour + 1), "Busy"),
+        Seeded(at(41, 23), at(42, 1), "OOF"),  # in two pieces of the 90-day window: one slot
+        Seeded(at(70, hour), at(70, hour + 1), "Tentative"),
+        Seeded(at(89, hour), at(89, hour + 1), "Busy"),
+    ]
+
+
+ITEMS = len(items_for(0))
+
+
+def merge(spans: list[tuple[datetime, datetime, str]], start: datetime, end: datetime) -> list[tuple[str, str]]:
+    """Unavailable spans in [start, end): clipped, overlapping or touching ones merged, as the contract says."""
+    clipped = sorted(
+        (max(a, start), min(b, end)) for a, b, kind in spans if kind in BUSY_TYPES and a < end and b > start
+    )
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in clipped:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return [(stamp(a), stamp(b)) for a, b in out]
+
+
+def stamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expected_slots(scenario: Scenario) -> list[list[tuple[str, str]]]:
+    return [
+        merge([(i.start, i.end, i.free_busy) for i in items_for(m)], START, scenario.end)
+        for m in range(scenario.attendees)
+    ]
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def downsync_command() -> list[str]:
+    script = Path(sys.executable).with_name("downsync")
+    if script.exists():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-c", "import sys; from downsync.cli import main; sys.exit(main())"]
+
+
+@dataclass
+class Child:
+    """A subprocess in its own process group, its output in a log file; stopped with SIGTERM, then SIGKILL."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, name: str, args: list[str], env: dict[str, str], work_dir: Path) -> Child:
+        log = work_dir / f"{name}.log"
+        with log.open("wb") as handle:
+            popen = subprocess.Popen(
+                [*downsync_command(), *args], env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return cls(name, popen, log)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_for(self, url: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url, timeout=1).ok:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer {url} within {STARTUP_TIMEOUT:.0f} s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=5)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run([*downsync_command(), *args], env=env, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"downsync {args[0]} {args[1]} failed ({result.returncode}):\n{result.stderr}")
+    return result.stdout
+
+
+@dataclass
+class Simulator:
+    child: Child
+    port: int
+    http: requests.Session = field(default_factory=requests.Session)
+    seen: int = 0  # the last log sequence number already looked at
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"{self.url}/_sim{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def new_requests(self) -> list[dict[str, Any]]:
+        """The EWS requests the simulator received since the last look."""
+        entries: list[dict[str, Any]] = self.control("GET", "/log", params={"since": self.seen})
+        if entries:
+            self.seen = entries[-1]["seq"]
+        return entries
+
+
+def seed(sim: Simulator) -> float:
+    """Every mailbox's items through the control API, from a few threads; bounded by SEED_TIMEOUT."""
+    started = time.monotonic()
+    deadline = started + SEED_TIMEOUT
+
+    def seed_some(numbers: range) -> None:
+        http = requests.Session()
+        for m in numbers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"seeding took longer than {SEED_TIMEOUT:.0f} s")
+            for k, item in enumerate(items_for(m)):
+                body = {
+                    "subject": f"Visit {m}-{k}",
+                    "start": stamp(item.start),
+                    "end": stamp(item.end),
+                    "freeBusy": item.free_busy,
+                }
+                response = http.post(f"{sim.url}/_sim/mailboxes/{MAILBOXES[m]}/calendar", json=body, timeout=10)
+                response.raise_for_status()
+
+    step = -(-len(MAILBOXES) // SEED_THREADS)
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        for future in [pool.submit(seed_some, range(k, min(k + step, len(MAILBOXES)))) for k in range(0, 1000, step)]:
+            future.result()
+    return time.monotonic() - started
+
+
+# --- the three ways -------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    url: str
+    token: str
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def call(self, scenario: Scenario) -> tuple[float, Any]:
+        body = [{"email": m, "serviceResourceId": f"0Hn{n:07d}"} for n, m in enumerate(scenario.mailboxes)]
+        data = json.dumps(body).encode()
+        params = {"from": stamp(START), "to": stamp(scenario.end)}
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        began = time.perf_counter()
+        response = self.http.post(
+            f"{self.url}/api/salesforce/scheduler/availability",
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=CALL_TIMEOUT,
+        )
+        response.content  # noqa: B018 - the whole body is read inside the timed region
+        elapsed = time.perf_counter() - began
+        if response.status_code != 200:
+            raise RuntimeError(f"the endpoint answered {response.status_code}: {response.text[:500]}")
+        return elapsed, response.json()
+
+
+def check_endpoint(scenario: Scenario, answer: Any, expected: list[list[tuple[str, str]]]) -> list[str]:
+    if not isinstance(answer, list) or len(answer) != scenario.attendees:
+        return [f"expected {scenario.attendees} entries, got {len(answer) if isinstance(answer, list) else answer!r}"]
+    problems = []
+    for n, (entry, email, want) in enumerate(zip(answer, scenario.mailboxes, expected, strict=True)):
+        got = [(s["timeMin"], s["timeMax"]) for s in entry.get("unavailableTimeslots", [])]
+        if entry.get("email") != email or entry.get("serviceResourceId") != f"0Hn{n:07d}":
+            problems.append(f"entry {n} is {entry.get('email')!r}, expected {email}")
+        elif entry.get("errorCode") != "NoError":
+            problems.append(f"{email}: {entry.get('errorCode')}")
+        elif got != want:
+            problems.append(f"{email}: {len(got)} slots {got[:2]}..., expected {len(want)} {want[:2]}...")
+    return problems
+
+
+def lookup_call(lookup: Lookup, scenario: Scenario, deadline: float) -> tuple[float, Any]:
+    began = time.perf_counter()
+    answers = lookup(scenario.mailboxes, START, scenario.end, deadline)
+    return time.perf_counter() - began, answers
+
+
+def check_lookup(scenario: Scenario, answers: Any, expected: list[list[tuple[str, str]]]) -> list[str]:
+    problems = []
+    for email, want in zip(scenario.mailboxes, expected, strict=True):
+        found = answers.get(email)
+        if found is None or found.code != "NoError":
+            problems.append(f"{email}: {found.code if found else 'missing'}")
+            continue
+        got = merge([(s.start, s.end, s.busy_type) for s in found.spans], START, scenario.end)
+        if got != want:
+            problems.append(f"{email}: {len(got)} slots, expected {len(want)}")
+    return problems
+
+
+@dataclass
+class Bare:
+    """exchangelib alone: one GetUserAvailability per piece, pieces on a thread pool, nothing of downsync's."""
+
+    protocol: Protocol
+    timezones: dict[int, TimeZone] = field(default_factory=dict)
+
+    @classmethod
+    def connect(cls, ews_url: str) -> Bare:
+        config = Configuration(
+            service_endpoint=ews_url,
+            credentials=Credentials(USERNAME, PASSWORD),
+            auth_type=BASIC,
+            version=Version(build=Build(*(int(p) for p in BUILD.split(".")))),
+            retry_policy=FailFast(),
+            max_connections=10,
+        )
+        bare = cls(Protocol(config=config))
+        # As Protocol.get_free_busy_info builds it, but once per year, outside the timed calls.
+        [definition] = bare.protocol.get_timezones(timezones=[EWS_UTC], return_full_timezone_data=True)
+        bare.timezones[START.year] = TimeZone.from_server_timezone(tz_definition=definition, for_year=START.year)
+        return bare
+
+    def fetch(self, piece: Piece) -> list[Any]:
+        return list(
+            GetUserAvailability(protocol=self.protocol).call(
+                tzinfo=EWS_UTC,
+                mailbox_data=[
+                    MailboxData(email=m, attendee_type="Required", exclude_conflicts=False) for m in piece.mailboxes
+                ],
+                timezone=self.timezones[piece.start.year],
+                free_busy_view_options=FreeBusyViewOptions(
+                    time_window=TimeWindow(
+                        start=EWSDateTime.from_datetime(piece.start).astimezone(EWS_UTC),
+                        end=EWSDateTime.from_datetime(piece.end).astimezone(EWS_UTC),
+                    ),
+                    merged_free_busy_interval=30,
+                    requested_view="FreeBusy",
+                ),
+            )
+        )
+
+    def call(self, scenario: Scenario) -> tuple[float, Any]:
+        work = pieces(scenario.mailboxes, START, scenario.end)  # pure arithmetic; computed outside the timing
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(work))) as pool:
+            views = list(pool.map(self.fetch, work))
+        return time.perf_counter() - began, list(zip(work, views, strict=True))
+
+
+def utc(value: EWSDateTime) -> datetime:
+    """exchangelib's time as a plain aware UTC datetime (EWSDateTime.astimezone accepts only EWSTimeZone)."""
+    return datetime(*value.astimezone(EWS_UTC).timetuple()[:6], tzinfo=UTC)
+
+
+def check_bare(scenario: Scenario, answers: Any, expected: list[list[tuple[str, str]]]) -> list[str]:
+    spans: dict[str, list[tuple[datetime, datetime, str]]] = {m: [] for m in scenario.mailboxes}
+    problems = []
+    for piece, views in answers:
+        if len(views) != len(piece.mailboxes):
+            problems.append(f"a piece of {len(piece.mailboxes)} mailboxes got {len(views)} views")
+            continue
+        for email, view in zip(piece.mailboxes, views, strict=True):
+            if not isinstance(view, FreeBusyView):
+                problems.append(f"{email}: {view!r}")
+                continue
+            for e in view.calendar_events or []:
+                spans[email].append((utc(e.start), utc(e.end), e.busy_type))
+    for email, want in zip(scenario.mailboxes, expected, strict=True):
+        got = merge(spans[email], START, scenario.end)
+        if got != want:
+            problems.append(f"{email}: {len(got)} slots, expected {len(want)}")
+    return problems
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    seconds: list[float] = field(default_factory=list)
+    requests: Counter[int] = field(default_factory=Counter)  # GetUserAvailability requests per call
+    cpu: list[float] = field(default_factory=list)  # CPU seconds per call of the process doing the work
+    sim_ms: list[float] = field(default_factory=list)  # the simulator's own time per request (incl. latency)
+    problems: list[str] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile in milliseconds."""
+        ordered = sorted(self.seconds)
+        return 1000 * ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def record(sim: Simulator, samples: Samples, expected_requests: int, way: str, warmup: bool) -> None:
+    entries = sim.new_requests()
+    ops = Counter(e["operation"] for e in entries)
+    if warmup and ops["GetServerTimeZones"] == 1:
+        del ops["GetServerTimeZones"]  # the first call of a process fetches the UTC zone once (cached after)
+    if not warmup:
+        samples.requests[ops["GetUserAvailability"]] += 1
+    if ops != Counter({"GetUserAvailability": expected_requests}):
+        samples.problems.append(
+            f"{way}: expected {expected_requests} GetUserAvailability, the simulator saw {dict(ops)}"
+        )
+    bad = [e["responseCode"] for e in entries if e["responseCode"] != "NoError"]
+    if bad:
+        samples.problems.append(f"{way}: Exchange answered {Counter(bad)}")
+    samples.sim_ms.extend(e["durationMs"] for e in entries)
+
+
+def measure(
+    scenario: Scenario,
+    sim: Simulator,
+    calls: dict[str, Callable[[Scenario], tuple[float, Any]]],
+    checks: dict[str, Callable[[Scenario, Any, list[list[tuple[str, str]]]], list[str]]],
+    cpu: dict[str, Callable[[], float]],
+    n: int,
+    warmup: int,
+) -> dict[str, Samples]:
+    expected = expected_slots(scenario)
+    expected_requests = len(pieces(scenario.mailboxes, START, scenario.end))
+    results = {way: Samples() for way in WAYS}
+    for k in range(warmup + n):
+        order = WAYS if k % 2 == 0 else WAYS[::-1]  # ABC CBA ...: neither way always runs first
+        for way in order:
+            cpu0 = cpu[way]()
+            seconds, answer = calls[way](scenario)
+            used = cpu[way]() - cpu0
+            samples = results[way]
+            record(sim, samples, expected_requests, way, k < warmup)  # warm-up calls are checked too, not timed
+            samples.problems.extend(checks[way](scenario, answer, expected)[:3])
+            if k >= warmup:
+                samples.seconds.append(seconds)
+                samples.cpu.append(used)
+    return results
+
+
+def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, top: int = 25) -> None:
+    """The app served by uvicorn in a thread of this process, every thread under cProfile; prints where time goes.
+
+    Python 3.11's cProfile sees only the thread that enables it, so each new thread (the event loop, anyio's
+    worker threads, the Lookup's pool) installs a profiler of its own on its first event; they measure the
+    thread's CPU time (``time.thread_time``) and are added up.
+    The first of the ``n + 1`` calls (connections, GetServerTimeZones) is included.
+    """
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DOWNSYNC_")})
+    import uvicorn
+
+    from downsync.settings import get_settings
+
+    get_settings.cache_clear()
+    from api_shim.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host=HOST, port=port, log_config=None, access_log=False))
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def per_thread(frame: Any, event: str, arg: Any) -> None:
+        sys.setprofile(None)
+        profiler = cProfile.Profile(time.thread_time)  # CPU time: a thread waiting for the GIL or a socket costs 0
+        with lock:
+            profiles.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(per_thread)
+    thread = threading.Thread(target=server.run, daemon=True)
+    wall: list[float] = []
+    try:
+        thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not server.started:
+            raise RuntimeError("the in-process API did not start")
+        endpoint = Endpoint(f"http://{HOST}:{port}", env["BENCH_TOKEN"])
+        for _ in range(n + 1):
+            wall.append(endpoint.call(scenario)[0])
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        server.should_exit = True
+        thread.join(timeout=10)
+    with lock:
+        for profiler in profiles:
+            profiler.disable()  # a no-op outside its own thread, but the threads are done with them
+    print(
+        f"\n[profile] {scenario.name}: {n + 1} calls to the app in this process, median "
+        f"{1000 * statistics.median(wall):.0f} ms under cProfile; {len(profiles)} threads' CPU time, added up"
+    )
+    for sort, title in (("cumulative", "cumulative time"), ("tottime", "own time")):
+        text = io.StringIO()
+        pstats.Stats(*profiles, stream=text).sort_stats(sort).print_stats(top)
+        lines = text.getvalue().splitlines()
+        head = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+        print(f"\n[profile] top {top} by {title}")
+        print("\n".join(line for line in lines[head:] if line.strip()))
+
+
+@contextlib.contextmanager
+def work_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="availability-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def service_env(work_dir: Path, redis_url: str, deadline: float) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOWNSYNC_")}
+    env.update(
+        {
+            "DOWNSYNC_ENVIRONMENT": "development",
+            "DOWNSYNC_STATE_DIR": str(work_dir / "state"),
+            "DOWNSYNC_DATABASE_URL": f"sqlite:///{work_dir / 'downsync.db'}",
+            "DOWNSYNC_REDIS_URL": redis_url,
+            "DOWNSYNC_SECRET_KEY": "availability-benchmark-key",
+            "DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS": f"{deadline:g}",
+        }
+    )
+    return env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=25, help="measured calls per way and scenario (default 25)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured rounds per scenario first (default 2)")
+    parser.add_argument("--latency-ms", type=int, default=150, help="simulator latency per request (default 150)")
+    parser.add_argument("--jitter-ms", type=int, default=0, help="+/- uniform jitter on that latency (default 0)")
+    parser.add_argument("--deadline", type=float, default=8.0, help="the service's availability deadline (default 8)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed or an answer is wrong")
+    parser.add_argument("--profile", action="store_true", help="also profile the endpoint in-process (cProfile)")
+    args = parser.parse_args()
+    if not 1 <= args.requests <= 200 or not 0 <= args.warmup <= 10 or not 0 < args.deadline <= 60:
+        parser.error("--requests must be 1..200, --warmup 0..10 and --deadline in (0, 60]")
+    if not 0 <= args.jitter_ms <= args.latency_ms <= 10_000:
+        parser.error("--latency-ms must be 0..10000 and --jitter-ms 0..latency")
+
+    for name in ("NO_PROXY", "no_proxy"):  # talk to 127.0.0.1 directly, whatever proxy the environment names
+        os.environ[name] = ",".join(filter(None, (os.environ.get(name), HOST)))
+    import fastapi
+    import uvicorn
+
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), exchangelib "
+        f"{exchangelib.__version__}, FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}"
+    )
+    print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    children: list[Child] = []
+    embedded: EmbeddedRedis | None = None
+    results: dict[Scenario, dict[str, Samples]] = {}
+    began = time.monotonic()
+    with work_directory() as work_dir:
+        try:
+            port = free_port()
+            sim_args = ["ews-sim", "--host", HOST, "--port", str(port), "--domain", DOMAIN]
+            sim = Simulator(Child.start("ews-sim", sim_args, dict(os.environ), work_dir), port)
+            children.append(sim.child)
+            sim.child.wait_for(f"{sim.url}/_sim/mailboxes")
+            rule: dict[str, Any] = {"operation": "GetUserAvailability", "latencyMs": args.latency_ms}
+            if args.jitter_ms:
+                rule["jitterMs"] = args.jitter_ms
+            if args.latency_ms:
+                sim.control("POST", "/faults", json=rule)
+            took = seed(sim)
+            print(
+                f"simulator on port {port}: {len(MAILBOXES)} mailboxes x {ITEMS} items seeded in {took:.1f} s; "
+                f"fault rule {rule}"
+            )
+
+            if redis_answers(MACHINE_REDIS_URL):
+                redis_url = MACHINE_REDIS_URL
+            else:
+                embedded = start_redis(work_dir / "redis")
+                redis_url = embedded.url
+            env = service_env(work_dir, redis_url, args.deadline)
+            ews_url = f"{sim.url}{EWS_PATH}"
+            run_cli(["db", "upgrade"], env)
+            run_cli(
+                [
+                    "tenant",
+                    "create",
+                    TENANT,
+                    "--ews-url",
+                    ews_url,
+                    "--ews-username",
+                    USERNAME,
+                    "--ews-password",
+                    PASSWORD,
+                ],
+                env,
+            )
+            token = (
+                run_cli(["token", "create", "--tenant", TENANT, "--scopes", "availability"], env)
+                .strip()
+                .splitlines()[-1]
+            )
+            api_port = free_port()
+            api = Child.start("api", ["api", "--host", HOST, "--port", str(api_port)], env, work_dir)
+            children.append(api)
+            api.wait_for(f"http://{HOST}:{api_port}/healthz")
+            print(f"API on port {api_port} (SQLite, Redis {redis_url}, deadline {args.deadline:g} s)")
+
+            endpoint = Endpoint(f"http://{HOST}:{api_port}", token)
+            connection = Connection(
+                tenant_id=0,
+                url=ews_url,
+                username=USERNAME,
+                password=PASSWORD,
+                auth_type="basic",
+                build=BUILD,
+                timeout=30,
+            )
+            lookup = Lookup(connection, concurrency=CONCURRENCY)
+            bare = Bare.connect(f"{sim.url}{BARE_EWS_PATH}")
+            sim.new_requests()  # forget the set-up's requests (GetServerTimeZones)
+            calls: dict[str, Callable[[Scenario], tuple[float, Any]]] = {
+                "endpoint": endpoint.call,
+                "Lookup": lambda s: lookup_call(lookup, s, args.deadline),
+                "bare": bare.call,
+            }
+            checks = {"endpoint": check_endpoint, "Lookup": check_lookup, "bare": check_bare}
+            # The API process's CPU for the endpoint; this process's for the others (nothing else runs in it then).
+            cpu = {"endpoint": api.cpu_seconds, "Lookup": time.process_time, "bare": time.process_time}
+            for scenario in SCENARIOS:
+                t0 = time.monotonic()
+                results[scenario] = measure(scenario, sim, calls, checks, cpu, args.requests, args.warmup)
+                r = results[scenario]
+                print(
+                    f"{scenario.name}: {args.warmup + args.requests} rounds in {time.monotonic() - t0:.1f} s; "
+                    f"simulator ms/request p50 {statistics.median(r['bare'].sim_ms):.0f}; CPU ms/call p50: "
+                    + ", ".join(f"{way} {1000 * statistics.median(r[way].cpu):.0f}" for way in WAYS)
+                )
+                for way in WAYS:
+                    for problem in r[way].problems[:5]:
+                        print(f"  WRONG ({way}): {problem}")
+            if args.profile:
+                env["BENCH_TOKEN"] = token
+                sim.new_requests()
+                profile_endpoint(env, SCENARIOS[1], n=5)
+        finally:
+            for child in reversed(children):
+                child.stop()
+            if embedded is not None:
+                embedded.stop()
+
+    header = (
+        "scenario",
+        "Exchange requests per call",
+        "endpoint p50 / p95 (ms)",
+        "bare exchangelib p50 / p95 (ms)",
+        "Lookup p50 / p95 (ms)",
+        "overhead p50 (%)",
+        "target met?",
+    )
+    rows = []
+    failed = False
+    for scenario, r in results.items():
+        e, b, lk = r["endpoint"], r["bare"], r["Lookup"]
+        overhead = e.percentile(0.5) / b.percentile(0.5) - 1
+        wrong = any(s.problems for s in r.values())
+        if scenario.target == "overhead":
+            met = overhead <= OVERHEAD_TARGET
+            goal = f"overhead <= {100 * OVERHEAD_TARGET:.0f}%"
+        else:
+            met = e.percentile(0.95) < P95_TARGET_MS
+            goal = f"p95 < {P95_TARGET_MS:.0f} ms"
+        met = met and not wrong
+        failed |= not met
+        counts = "/".join(str(c) for c in sorted(e.requests))
+        rows.append(
+            (
+                scenario.name,
+                counts,
+                f"{e.percentile(0.5):.0f} / {e.percentile(0.95):.0f}",
+                f"{b.percentile(0.5):.0f} / {b.percentile(0.95):.0f}",
+                f"{lk.percentile(0.5):.0f} / {lk.percentile(0.95):.0f}",
+                f"{100 * overhead:+.1f}",
+                f"{'yes' if met else 'NO'} ({goal}{', wrong answers' if wrong else ''})",
+            )
+        )
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(
+        f"\n{args.requests} calls per way and scenario, interleaved; simulator latency {args.latency_ms} ms"
+        f"{f' +/- {args.jitter_ms} ms' if args.jitter_ms else ''} per GetUserAvailability; {CONCURRENCY} threads; "
+        f"total {time.monotonic() - began:.0f} s"
+    )
+    for k, row in enumerate(table):
+        cells = (c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("| " + " | ".join(cells) + " |")
+        if k == 0:
+            print(
+                "|"
+                + "|".join("-" * (w + 2) if i in (0, 6) else "-" * (w + 1) + ":" for i, w in enumerate(widths))
+                + "|"
+            )
+    print(
+        "\noverhead = endpoint p50 / bare p50 - 1. bare: exchangelib's GetUserAvailability per piece on a thread "
+        "pool, no downsync code; Lookup: the service's Exchange layer called in this process."
+    )
+    if args.check and failed:
+        print("FAIL: a target is missed or an answer is wrong", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
