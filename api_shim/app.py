@@ -14,6 +14,7 @@ from api_shim import errors
 from api_shim.availability.router import router as availability_router
 from api_shim.health.router import router as health_router
 from api_shim.jobs.router import router as jobs_router
+from api_shim.meeting.router import router as meeting_router
 from api_shim.postback.router import router as postback_router
 from downsync.db import check_migrated
 from downsync.observability import init_sentry
@@ -137,6 +138,7 @@ def create_app(check_database: bool = True) -> FastAPI:
     errors.install(app)
     app.include_router(availability_router)
     app.include_router(postback_router)
+    app.include_router(meeting_router)
     app.include_router(jobs_router)
     app.include_router(health_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

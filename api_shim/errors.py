@@ -22,6 +22,7 @@ class ApiError(Exception):
         message: str,
         details: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -29,6 +30,8 @@ class ApiError(Exception):
         self.message = message
         self.details = details or []
         self.headers = headers or {}
+        # Fields the seeds put beside the code, e.g. the organizer's "email" of MeetingNotFound.
+        self.extra = extra or {}
 
 
 def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -96,7 +99,8 @@ def validation_error(exc: RequestValidationError) -> ApiError:
 
 
 def _respond(error: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(error.code, error.message, error.details), error.status, headers=error.headers)
+    body = {**error.extra, **error_body(error.code, error.message, error.details)}
+    return JSONResponse(body, error.status, headers=error.headers)
 
 
 def install(app: FastAPI) -> None:

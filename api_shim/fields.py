@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import BeforeValidator, PlainSerializer, StringConstraints, ValidationInfo
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 
@@ -53,3 +53,11 @@ EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 Text = Annotated[str, StringConstraints(max_length=1_000_000)]
 ShortText = Annotated[str, StringConstraints(max_length=255)]
 CorrelationId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+def end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
+    """For a field validator on endTime, so the error's location (and ``details``) names endTime."""
+    start = info.data.get("startTime")
+    if end is not None and start is not None and end <= start:
+        raise ValueError("must be after startTime")
+    return end

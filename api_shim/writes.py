@@ -30,17 +30,18 @@ def body_correlation(request: Request, from_body: str | None) -> str:
 
 
 async def finish(
-    session: Session, accepted: Accepted, wait: float | None, settings: Settings, correlation_id: str
+    session: Session, accepted: Accepted, wait: float | None, settings: Settings, single: bool = False
 ) -> JSONResponse:
     """Commit the accepted write, enqueue it, and answer with its results once final or when the wait is over."""
     await run_in_threadpool(session.commit)
     await run_in_threadpool(enqueue_placements, accepted.placement_ids)
+    return await answer(accepted.job.id, wait, settings, single)
+
+
+async def answer(job_id: str, wait: float | None, settings: Settings, single: bool = False) -> JSONResponse:
+    """The job's per-mailbox codes (one object for a meeting's organizer), 200 when all are final, else 202."""
     seconds = settings.postback_wait_seconds if wait is None else min(wait, settings.postback_wait_max_seconds)
-    snap = await wait_for(accepted.job.id, seconds)
-    body = [{"email": r.email, "errorCode": r.error_code} for r in snap.results]
-    headers = {
-        "Location": job_location(accepted.job.id),
-        "X-Job-Id": accepted.job.id,
-        "X-Correlation-Id": correlation_id,
-    }
-    return JSONResponse(body, status_code=200 if snap.final else 202, headers=headers)
+    snap = await wait_for(job_id, seconds)
+    results = [{"email": r.email, "errorCode": r.error_code} for r in snap.results]
+    headers = {"Location": job_location(job_id), "X-Job-Id": job_id}
+    return JSONResponse(results[0] if single else results, status_code=200 if snap.final else 202, headers=headers)

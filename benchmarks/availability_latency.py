@@ -43,9 +43,9 @@ cannot avoid. With 150 ms per request, a call of one wave of pieces cannot be fa
 "target met?" applies the requirement: overhead p50 <= 15% for the 100-attendee scenarios, endpoint
 p95 < 2000 ms for 1000 attendees; a scenario with a wrong answer fails too.
 
-Usage: ``python benchmarks/ews_sim_throughput.py``'s sibling:
-``python benchmarks/availability_latency.py [--requests N] [--warmup W] [--latency-ms 150] [--jitter-ms 0]
-[--deadline 8] [--check] [--profile]``. ``--check`` exits 1 when a target is missed. ``--profile`` then
+Usage: ``python benchmarks/availability_latency.py [--requests 20] [--warmup 1] [--latency-ms 150]
+[--jitter-ms 0] [--deadline 8] [--check] [--profile]`` (about 3.5 minutes with the defaults on 2 cores).
+``--check`` exits 1 when a target is missed. ``--profile`` then
 runs a short separate measurement: the endpoint's app served in this process by uvicorn, with every
 thread profiled by cProfile, and prints where its time goes (not in the table).
 """
@@ -258,6 +258,10 @@ class Child:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=5)
 
+    def log_lines(self) -> int:
+        with self.log.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -328,6 +332,7 @@ def seed(sim: Simulator) -> float:
 class Endpoint:
     url: str
     token: str
+    timeout: float = CALL_TIMEOUT
     http: requests.Session = field(default_factory=requests.Session)
 
     def call(self, scenario: Scenario) -> tuple[float, Any]:
@@ -341,7 +346,7 @@ class Endpoint:
             params=params,
             data=data,
             headers=headers,
-            timeout=CALL_TIMEOUT,
+            timeout=self.timeout,
         )
         response.content  # noqa: B018 - the whole body is read inside the timed region
         elapsed = time.perf_counter() - began
@@ -520,21 +525,33 @@ def measure(
     return results
 
 
-def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, top: int = 25) -> None:
+def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, work_dir: Path, top: int = 25) -> None:
     """The app served by uvicorn in a thread of this process, every thread under cProfile; prints where time goes.
 
     Python 3.11's cProfile sees only the thread that enables it, so each new thread (the event loop, anyio's
     worker threads, the Lookup's pool) installs a profiler of its own on its first event; they measure the
     thread's CPU time (``time.thread_time``) and are added up.
-    The first of the ``n + 1`` calls (connections, GetServerTimeZones) is included.
+    The first of the ``n + 1`` calls (connections, GetServerTimeZones) is included. Logging is configured
+    as ``downsync api`` configures it (root logger at INFO), into a file.
     """
     os.environ.update({k: v for k, v in env.items() if k.startswith("DOWNSYNC_")})
+    # cProfile slows the calls several-fold: a long deadline lets every piece finish inside its call.
+    os.environ["DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS"] = "60"
+    import logging
+
     import uvicorn
 
+    from downsync.observability import configure_logging
     from downsync.settings import get_settings
 
     get_settings.cache_clear()
     from api_shim.app import create_app
+
+    configure_logging()
+    log_file = (work_dir / "profile-api.log").open("w")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(log_file)
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host=HOST, port=port, log_config=None, access_log=False))
@@ -558,7 +575,7 @@ def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, top: int =
             time.sleep(0.05)
         if not server.started:
             raise RuntimeError("the in-process API did not start")
-        endpoint = Endpoint(f"http://{HOST}:{port}", env["BENCH_TOKEN"])
+        endpoint = Endpoint(f"http://{HOST}:{port}", env["BENCH_TOKEN"], timeout=90)
         for _ in range(n + 1):
             wall.append(endpoint.call(scenario)[0])
     finally:
@@ -568,6 +585,8 @@ def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, top: int =
     with lock:
         for profiler in profiles:
             profiler.disable()  # a no-op outside its own thread, but the threads are done with them
+    logging.getLogger().handlers.clear()
+    log_file.close()
     print(
         f"\n[profile] {scenario.name}: {n + 1} calls to the app in this process, median "
         f"{1000 * statistics.median(wall):.0f} ms under cProfile; {len(profiles)} threads' CPU time, added up"
@@ -607,16 +626,16 @@ def service_env(work_dir: Path, redis_url: str, deadline: float) -> dict[str, st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=25, help="measured calls per way and scenario (default 25)")
-    parser.add_argument("--warmup", type=int, default=2, help="unmeasured rounds per scenario first (default 2)")
+    parser.add_argument("--requests", type=int, default=20, help="measured calls per way and scenario (default 20)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured rounds per scenario first (default 1)")
     parser.add_argument("--latency-ms", type=int, default=150, help="simulator latency per request (default 150)")
     parser.add_argument("--jitter-ms", type=int, default=0, help="+/- uniform jitter on that latency (default 0)")
     parser.add_argument("--deadline", type=float, default=8.0, help="the service's availability deadline (default 8)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed or an answer is wrong")
     parser.add_argument("--profile", action="store_true", help="also profile the endpoint in-process (cProfile)")
     args = parser.parse_args()
-    if not 1 <= args.requests <= 200 or not 0 <= args.warmup <= 10 or not 0 < args.deadline <= 60:
-        parser.error("--requests must be 1..200, --warmup 0..10 and --deadline in (0, 60]")
+    if not 1 <= args.requests <= 200 or not 1 <= args.warmup <= 10 or not 0 < args.deadline <= 60:
+        parser.error("--requests must be 1..200, --warmup 1..10 and --deadline in (0, 60]")
     if not 0 <= args.jitter_ms <= args.latency_ms <= 10_000:
         parser.error("--latency-ms must be 0..10000 and --jitter-ms 0..latency")
 
@@ -708,12 +727,14 @@ def main() -> int:
             cpu = {"endpoint": api.cpu_seconds, "Lookup": time.process_time, "bare": time.process_time}
             for scenario in SCENARIOS:
                 t0 = time.monotonic()
+                log_lines = api.log_lines()
                 results[scenario] = measure(scenario, sim, calls, checks, cpu, args.requests, args.warmup)
                 r = results[scenario]
                 print(
                     f"{scenario.name}: {args.warmup + args.requests} rounds in {time.monotonic() - t0:.1f} s; "
                     f"simulator ms/request p50 {statistics.median(r['bare'].sim_ms):.0f}; CPU ms/call p50: "
                     + ", ".join(f"{way} {1000 * statistics.median(r[way].cpu):.0f}" for way in WAYS)
+                    + f"; API log lines per call {(api.log_lines() - log_lines) / (args.warmup + args.requests):.0f}"
                 )
                 for way in WAYS:
                     for problem in r[way].problems[:5]:
@@ -721,7 +742,7 @@ def main() -> int:
             if args.profile:
                 env["BENCH_TOKEN"] = token
                 sim.new_requests()
-                profile_endpoint(env, SCENARIOS[1], n=5)
+                profile_endpoint(env, SCENARIOS[1], n=2, work_dir=work_dir)
         finally:
             for child in reversed(children):
                 child.stop()

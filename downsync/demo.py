@@ -15,8 +15,10 @@ DEMO_TENANT = "demo"
 
 def run_demo(host: str, port: int, sim_port: int) -> None:
     from downsync.embedded import redis_answers, start_redis
+    from downsync.observability import configure_logging
     from downsync.settings import get_settings
 
+    configure_logging()
     settings = get_settings()
     state = Path(settings.state_dir)
     embedded = None

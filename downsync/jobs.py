@@ -8,7 +8,7 @@ The caller commits, then enqueues the returned placements. These functions never
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,11 @@ def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str) ->
     return found
 
 
+def find_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event | None:
+    query = select(Event).where(Event.tenant_id == tenant_id, Event.kind == kind, Event.event_id == event_id)
+    return session.exec(query).first()
+
+
 def lock_event(session: Session, event_pk: int) -> None:
     """Every transaction that writes an event's placements or results takes the event's row lock first.
 
@@ -66,9 +71,16 @@ def accept_write(
     present: Sequence[str],
     listed: Sequence[Listed],
     correlation_id: str,
+    precondition: Callable[[Event], None] | None = None,
 ) -> Accepted:
-    """Record one accepted write; ``present`` are the mailboxes that must hold the event afterwards."""
+    """Record one accepted write; ``present`` are the mailboxes that must hold the event afterwards.
+
+    ``precondition`` sees the event under its lock (a new one has version 0) and may refuse the write
+    by raising; nothing is then recorded.
+    """
     event = _locked_event(session, tenant_id, kind, event_id)
+    if precondition is not None:
+        precondition(event)
     event.version += 1
     if desired is not None:
         event.desired = desired

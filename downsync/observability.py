@@ -30,6 +30,13 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    # exchangelib logs two INFO lines for every free/busy event it parses; at 1000 attendees that is 12,000
+    # lines a call, which cost more than the lookup itself.
+    logging.getLogger("exchangelib").setLevel(logging.WARNING)
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
 
-from downsync.observability import LOG_FORMAT, ContextFilter, init_sentry
+from downsync.observability import LOG_FORMAT, ContextFilter, init_sentry, quiet_libraries
 from downsync.settings import Settings, get_settings
 
 CONVERGE_TASK = "downsync.converge"
@@ -51,6 +51,7 @@ def _log_with_context(logger: logging.Logger, *args: Any, **kwargs: Any) -> None
     for handler in logger.handlers:
         handler.addFilter(ContextFilter())
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    quiet_libraries()
 
 
 @worker_init.connect

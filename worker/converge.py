@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from downsync import observability
 from downsync.db import session_scope
-from downsync.exchange import appointments
+from downsync.exchange import appointments, meetings
 from downsync.exchange.connection import Connection, account
 from downsync.exchange.errors import ExchangeError, TransientExchangeError
 from downsync.jobs import lock_event, record_attempt
@@ -86,11 +86,14 @@ def _plan(placement_id: int, settings: Settings) -> Plan | None:
 
 def _apply(plan: Plan) -> str | None:
     """Make Exchange match the plan; returns the item id the mailbox now holds."""
-    desired = appointments.Appointment.from_json(plan.desired) if plan.desired is not None else None
-    outcome = appointments.converge(
-        account(plan.connection, plan.mailbox), plan.kind, plan.event_id, desired, plan.known_item_id
-    )
-    log.info("mailbox %s: %s (version %s)", plan.mailbox, outcome.action, plan.target)
+    acct = account(plan.connection, plan.mailbox)
+    if plan.kind == meetings.KIND:
+        wanted = meetings.Meeting.from_json(plan.desired) if plan.desired is not None else None
+        outcome = meetings.converge(acct, plan.event_id, wanted, plan.known_item_id)
+    else:
+        desired = appointments.Appointment.from_json(plan.desired) if plan.desired is not None else None
+        outcome = appointments.converge(acct, plan.kind, plan.event_id, desired, plan.known_item_id)
+    log.info("mailbox %s: %s %s (version %s)", plan.mailbox, plan.kind, outcome.action, plan.target)
     return outcome.item_id
 
 

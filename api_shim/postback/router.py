@@ -40,7 +40,7 @@ async def create(
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, correlation_id)
+    return await finish(session, accepted, wait, settings)
 
 
 @router.put(
@@ -60,7 +60,7 @@ async def update(
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.update, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, correlation_id)
+    return await finish(session, accepted, wait, settings)
 
 
 @router.delete(
@@ -80,4 +80,4 @@ async def delete(
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.delete, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, correlation_id)
+    return await finish(session, accepted, wait, settings)

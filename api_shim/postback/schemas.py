@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from api_shim.fields import Bool, CorrelationId, Email, EventId, ShortText, Text, UtcTime
+from api_shim.fields import Bool, CorrelationId, Email, EventId, ShortText, Text, UtcTime, end_after_start
 
 
 class Body(BaseModel):
@@ -29,14 +29,7 @@ class EventState(Body):
     endTime: UtcTime
     attendees: list[AttendeeIn] = Field(default_factory=list, max_length=1000)
 
-    @field_validator("endTime")
-    @classmethod
-    def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
-        # A field validator, not a model one, so the error's location (and `details`) names endTime.
-        start = info.data.get("startTime")
-        if end is not None and start is not None and end <= start:
-            raise ValueError("must be after startTime")
-        return end
+    _after_start = field_validator("endTime")(end_after_start)
 
 
 class PostbackCreate(EventState):

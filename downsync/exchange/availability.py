@@ -23,6 +23,7 @@ from exchangelib.services import GetUserAvailability
 
 from downsync.exchange.connection import Connection, configuration
 from downsync.exchange.errors import ExchangeError, TransientExchangeError, classify
+from downsync.exchange.items import plain_time
 
 MAX_MAILBOXES = 100
 MAX_WINDOW = timedelta(days=42)
@@ -85,12 +86,6 @@ def _ews(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
 
 
-def _plain(value: EWSDateTime) -> datetime:
-    """exchangelib's time as a standard aware UTC datetime (EWSDateTime refuses other tzinfo types)."""
-    utc = value.astimezone(EWS_UTC)
-    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, tzinfo=UTC)
-
-
 class FetchPiece:
     """One GetUserAvailability request: the busy spans of each of its mailboxes, or each one's error."""
 
@@ -115,7 +110,7 @@ class FetchPiece:
                 answers[mailbox] = MailboxAnswer(code=error.code, message=error.message)
                 continue
             answers[mailbox] = MailboxAnswer(
-                spans=[Busy(_plain(e.start), _plain(e.end), e.busy_type) for e in view.calendar_events or []]
+                spans=[Busy(plain_time(e.start), plain_time(e.end), e.busy_type) for e in view.calendar_events or []]
             )
         return answers
 

@@ -7,26 +7,19 @@ import threading
 from dataclasses import dataclass
 
 from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials
-from exchangelib.errors import SessionPoolMinSizeReached
 from exchangelib.folders import Calendar, DistinguishedFolderId, Root
 from exchangelib.properties import Mailbox
-from exchangelib.protocol import FailFast, Protocol
+from exchangelib.protocol import FailFast
 from exchangelib.version import Build, Version
 
+from downsync.exchange import tuning
 from downsync.models import Tenant
 from downsync.tenants import decrypt_secret
 
 AUTH_TYPES = {"basic": BASIC, "ntlm": NTLM}
 
 
-def _keep_pool_size(self: Protocol) -> None:
-    raise SessionPoolMinSizeReached("downsync keeps the session pool size; back-off is the task's job")
-
-
-# On ErrorServerBusy exchangelib shrinks its session pool by waiting for a free session while holding the pool
-# lock; with several worker threads on one tenant that wait can deadlock. Back-off belongs to the Celery task
-# (FailFast), so the pool keeps its size and callers get the error straight away.
-Protocol.decrease_poolsize = _keep_pool_size  # type: ignore[method-assign]
+tuning.apply()
 
 
 @dataclass(frozen=True)

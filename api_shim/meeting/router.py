@@ -1,0 +1,95 @@
+"""``/api/salesforce/scheduler/meeting``: real meetings with invitations, on behalf of the organizer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api_shim.deps import AvailabilityPrincipal, CorrelationDep, SessionDep, SettingsDep, SyncPrincipal
+from api_shim.fields import Email, EventId
+from api_shim.meeting import service
+from api_shim.meeting.schemas import MeetingCreate, MeetingDelete, MeetingPatch, MeetingResult, MeetingView
+from api_shim.writes import WaitQuery, answer, body_correlation, finish
+
+router = APIRouter(prefix="/api/salesforce/scheduler/meeting", tags=["meeting"])
+RESPONSES = {
+    200: {"model": MeetingResult, "description": "The organizer's mailbox reached a final code."},
+    202: {"model": MeetingResult, "description": "Accepted; `Pending` until done. Poll `Location`."},
+    404: {"description": "`MeetingNotFound`: no such meeting for this organizer."},
+}
+
+
+@router.post(
+    "",
+    responses={**RESPONSES, 409: {"description": "`MeetingAlreadyExists`: the id has another meeting."}},
+    summary="Schedule a meeting and invite every attendee",
+)
+async def create(
+    request: Request,
+    body: MeetingCreate,
+    session: SessionDep,
+    principal: SyncPrincipal,
+    settings: SettingsDep,
+    correlation_id: CorrelationDep,
+    wait: WaitQuery = None,
+) -> JSONResponse:
+    correlation_id = body_correlation(request, body.salesforceCorrelationId)
+    earlier = await run_in_threadpool(service.existing_create, session, principal, body)
+    if earlier is not None:
+        # The same meeting again: the same answer again, and nothing is sent twice. The request's own
+        # transaction ends first, or (on SQLite) it would hold the lock the wait needs to read the job.
+        job_id = earlier.id  # read before the rollback expires it (a reload would begin a new transaction)
+        await run_in_threadpool(session.rollback)
+        return await answer(job_id, wait, settings, single=True)
+    accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
+    return await finish(session, accepted, wait, settings, single=True)
+
+
+@router.patch("", responses=RESPONSES, summary="Change the fields present; attendees are notified")
+async def patch(
+    request: Request,
+    body: MeetingPatch,
+    session: SessionDep,
+    principal: SyncPrincipal,
+    settings: SettingsDep,
+    correlation_id: CorrelationDep,
+    wait: WaitQuery = None,
+) -> JSONResponse:
+    correlation_id = body_correlation(request, body.salesforceCorrelationId)
+    accepted = await run_in_threadpool(service.patch, session, principal, body, correlation_id)
+    return await finish(session, accepted, wait, settings, single=True)
+
+
+@router.delete("", responses=RESPONSES, summary="Cancel the meeting; attendees get the cancellation")
+async def delete(
+    request: Request,
+    body: MeetingDelete,
+    session: SessionDep,
+    principal: SyncPrincipal,
+    settings: SettingsDep,
+    correlation_id: CorrelationDep,
+    wait: WaitQuery = None,
+) -> JSONResponse:
+    correlation_id = body_correlation(request, body.salesforceCorrelationId)
+    accepted = await run_in_threadpool(service.delete, session, principal, body.id, body.organizerEmail, correlation_id)
+    return await finish(session, accepted, wait, settings, single=True)
+
+
+@router.get(
+    "",
+    response_model=MeetingView,
+    responses={404: RESPONSES[404]},
+    summary="The meeting as the organizer's calendar holds it now, with each attendee's answer",
+)
+async def read(
+    session: SessionDep,
+    principal: AvailabilityPrincipal,
+    settings: SettingsDep,
+    correlation_id: CorrelationDep,
+    event_id: Annotated[EventId, Query(alias="id")],
+    organizer: Annotated[Email, Query(alias="organizerEmail")],
+) -> MeetingView:
+    return await run_in_threadpool(service.read, session, principal, event_id, organizer, settings)

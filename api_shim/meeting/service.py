@@ -1,0 +1,220 @@
+"""Meetings: accepting creates, patches and cancellations as desired state, and reading meetings live."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from api_shim.errors import ApiError
+from api_shim.fields import format_time
+from api_shim.meeting.schemas import AttendeeView, MeetingCreate, MeetingPatch, MeetingView
+from downsync.exchange import meetings
+from downsync.exchange.connection import Connection, account
+from downsync.exchange.errors import ExchangeError
+from downsync.jobs import Accepted, Listed, accept_write, find_event
+from downsync.models import Event, Job, Tenant
+from downsync.settings import Settings
+from downsync.tenants import Principal
+
+KIND = meetings.KIND
+
+
+def not_found(organizer: str) -> ApiError:
+    return ApiError(404, "MeetingNotFound", "no such meeting for this organizer", extra={"email": organizer})
+
+
+def _fingerprint(body: MeetingCreate) -> str:
+    data = body.model_dump(mode="json", exclude={"salesforceCorrelationId"})
+    data["organizerEmail"] = data["organizerEmail"].lower()
+    for attendee in data["attendees"]:
+        attendee["email"] = attendee["email"].lower()
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _desired(
+    organizer: str,
+    subject: str,
+    body: str,
+    location: str | None,
+    start: Any,
+    end: Any,
+    attendees: list[dict[str, Any]],
+    created_from: str,
+) -> dict[str, Any]:
+    # Each attendee once; the organizer is not their own attendee.
+    people = [a for a in dedupe_attendees(attendees) if a["email"].lower() != organizer.lower()]
+    meeting = meetings.Meeting(
+        subject=subject,
+        body=body,
+        location=location,
+        start=start,
+        end=end,
+        attendees=tuple(meetings.Invitee(a["email"], a["required"]) for a in people),
+    )
+    return {**meeting.to_json(), "organizerEmail": organizer, "createdFrom": created_from}
+
+
+def dedupe_attendees(attendees: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for attendee in attendees:
+        if attendee["email"].lower() not in seen:
+            seen.add(attendee["email"].lower())
+            out.append(attendee)
+    return out
+
+
+def _active(event: Event) -> bool:
+    return event.version > 0 and bool(event.present)
+
+
+def existing_create(session: Session, principal: Principal, body: MeetingCreate) -> Job | None:
+    """The job of an identical earlier create, to answer a repeated POST; 409 for a different body."""
+    event = find_event(session, principal.tenant_id, KIND, body.id)
+    if event is None or not _active(event):
+        return None
+    if event.desired.get("createdFrom") != _fingerprint(body):
+        raise ApiError(
+            409,
+            "MeetingAlreadyExists",
+            f"a different meeting with id {body.id} exists",
+            extra={"email": body.organizerEmail},
+        )
+    query = select(Job).where(Job.event_pk == event.id, Job.operation == "create").order_by(col(Job.version).desc())
+    return session.exec(query).first()
+
+
+def create(session: Session, principal: Principal, body: MeetingCreate, correlation_id: str) -> Accepted:
+    desired = _desired(
+        body.organizerEmail,
+        body.subject,
+        body.body,
+        body.location,
+        body.startTime,
+        body.endTime,
+        [{"email": a.email, "required": a.isRequired} for a in body.attendees],
+        _fingerprint(body),
+    )
+
+    def vacant(event: Event) -> None:
+        if _active(event):  # created meanwhile by a concurrent call
+            raise ApiError(
+                409, "MeetingAlreadyExists", f"a meeting with id {body.id} exists", extra={"email": body.organizerEmail}
+            )
+
+    organizer = Listed(body.organizerEmail)
+    return accept_write(
+        session,
+        tenant_id=principal.tenant_id,
+        kind=KIND,
+        operation="create",
+        event_id=body.id,
+        desired=desired,
+        present=[organizer.mailbox],
+        listed=[organizer],
+        correlation_id=correlation_id,
+        precondition=vacant,
+    )
+
+
+def _owned_by(organizer: str) -> Any:
+    def check(event: Event) -> None:
+        if not _active(event) or event.desired.get("organizerEmail", "").lower() != organizer.lower():
+            raise not_found(organizer)
+
+    return check
+
+
+def patch(session: Session, principal: Principal, body: MeetingPatch, correlation_id: str) -> Accepted:
+    event = find_event(session, principal.tenant_id, KIND, body.id)
+    if event is None:
+        raise not_found(body.organizerEmail)
+    _owned_by(body.organizerEmail)(event)
+    current = meetings.Meeting.from_json(event.desired)
+    given = body.model_fields_set
+    start = body.startTime if "startTime" in given and body.startTime else current.start
+    end = body.endTime if "endTime" in given and body.endTime else current.end
+    if end <= start:
+        raise ApiError(
+            422,
+            "ErrorInvalidRequest",
+            "endTime must be after startTime",
+            [{"field": "endTime", "problem": "must be after startTime"}],
+        )
+    attendees = (
+        [{"email": a.email, "required": a.isRequired} for a in body.attendees]
+        if "attendees" in given and body.attendees is not None
+        else [{"email": a.email, "required": a.required} for a in current.attendees]
+    )
+    desired = _desired(
+        event.desired["organizerEmail"],
+        body.subject if "subject" in given and body.subject is not None else current.subject,
+        body.body if "body" in given and body.body is not None else current.body,
+        body.location if "location" in given else current.location,
+        start,
+        end,
+        attendees,
+        event.desired.get("createdFrom", ""),
+    )
+    organizer = Listed(event.desired["organizerEmail"])
+    return accept_write(
+        session,
+        tenant_id=principal.tenant_id,
+        kind=KIND,
+        operation="update",
+        event_id=body.id,
+        desired=desired,
+        present=[organizer.mailbox],
+        listed=[Listed(body.organizerEmail)],
+        correlation_id=correlation_id,
+        precondition=_owned_by(body.organizerEmail),
+    )
+
+
+def delete(
+    session: Session, principal: Principal, event_id: str, organizer_email: str, correlation_id: str
+) -> Accepted:
+    return accept_write(
+        session,
+        tenant_id=principal.tenant_id,
+        kind=KIND,
+        operation="delete",
+        event_id=event_id,
+        desired=None,
+        present=[],
+        listed=[Listed(organizer_email)],
+        correlation_id=correlation_id,
+        precondition=_owned_by(organizer_email),
+    )
+
+
+def read(session: Session, principal: Principal, event_id: str, organizer: str, settings: Settings) -> MeetingView:
+    tenant = session.get(Tenant, principal.tenant_id)
+    assert tenant is not None
+    connection = Connection.for_tenant(tenant, timeout=settings.exchange_timeout_seconds)
+    session.close()
+    try:
+        view = meetings.read_meeting(account(connection, organizer), event_id)
+    except ExchangeError as exc:
+        if exc.code == "ErrorMailRecipientNotFound":
+            raise not_found(organizer) from exc
+        raise ApiError(
+            502, exc.code, f"Exchange did not answer the read: {exc.message}", headers={"Retry-After": "5"}
+        ) from exc
+    if view is None:
+        raise not_found(organizer)
+    return MeetingView(
+        id=event_id,
+        organizerEmail=organizer,
+        body=view.body,
+        subject=view.subject,
+        location=view.location,
+        startTime=format_time(view.start),
+        endTime=format_time(view.end),
+        attendees=[
+            AttendeeView(email=e, isRequired="true" if r else "false", response=resp) for e, r, resp in view.attendees
+        ],
+    )
