@@ -12,9 +12,8 @@ from exchangelib import Account, CalendarItem
 from exchangelib.folders import Calendar
 from exchangelib.properties import Body
 
-from downsync.exchange.connection import calendar
-from downsync.exchange.errors import classify
-from downsync.exchange.items import Outcome, Tagged, delete_items, ews_time, find_tagged
+from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, ews_time
+from downsync.exchange.items import converge as converge_tagged
 
 
 @dataclass(frozen=True)
@@ -94,19 +93,9 @@ update_appointment = UpdateAppointment()
 
 def converge(acct: Account, kind: str, event_id: str, desired: Appointment | None, known_id: str | None) -> Outcome:
     """Make the mailbox hold exactly one tagged appointment matching ``desired``, or none when it is None."""
-    try:
-        folder = calendar(acct)
-        found = find_tagged(acct, folder, kind, event_id)
-        if desired is None:
-            delete_items(acct, found)
-            return Outcome(None, "deleted" if found else "absent")
-        found.sort(key=lambda t: t.item_id != known_id)
-        keep, extra = (found[0], found[1:]) if found else (None, [])
-        delete_items(acct, extra)
-        if keep is None:
-            return Outcome(create_appointment(acct, folder, kind, event_id, desired), "created")
-        if keep.fingerprint == desired.fingerprint:
-            return Outcome(keep.item_id, "unchanged")
-        return Outcome(update_appointment(acct, folder, keep, desired), "updated")
-    except Exception as exc:
-        raise classify(exc) from exc
+    writer = Writer(
+        create=lambda folder: create_appointment(acct, folder, kind, event_id, desired),  # type: ignore[arg-type]
+        update=lambda folder, found: update_appointment(acct, folder, found, desired),  # type: ignore[arg-type]
+        remove=lambda items: delete_items(acct, items),
+    )
+    return converge_tagged(acct, kind, event_id, desired.fingerprint if desired else None, known_id, writer)

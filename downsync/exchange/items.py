@@ -7,6 +7,7 @@ leads to a second copy, and a matching fingerprint means there is nothing to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from exchangelib.folders import Calendar
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import FindItem
 
+from downsync.exchange.connection import calendar
 from downsync.exchange.errors import classify
 
 PROPERTY_SET = "3a5b0f6e-2c4d-4e8f-9a1b-7d6c5e4f3a2b"
@@ -123,3 +125,37 @@ class Outcome:
 
 find_tagged = FindTagged()
 delete_items = DeleteItems()
+
+
+@dataclass(frozen=True)
+class Writer:
+    """How one kind of item is created, updated and removed; ``converge`` decides which is needed."""
+
+    create: Callable[[Calendar], str]
+    update: Callable[[Calendar, Tagged], str]
+    remove: Callable[[list[Tagged]], None]
+
+
+def converge(
+    acct: Account, kind: str, event_id: str, fingerprint: str | None, known_id: str | None, writer: Writer
+) -> Outcome:
+    """Make the mailbox hold exactly one item tagged for the event with this fingerprint, or none when it is None.
+
+    Extra copies (from any earlier fault) are removed; the one kept is the item id we stored, if present.
+    """
+    try:
+        folder = calendar(acct)
+        found = find_tagged(acct, folder, kind, event_id)
+        if fingerprint is None:
+            writer.remove(found)
+            return Outcome(None, "removed" if found else "absent")
+        found.sort(key=lambda t: t.item_id != known_id)
+        keep, extra = (found[0], found[1:]) if found else (None, [])
+        writer.remove(extra)
+        if keep is None:
+            return Outcome(writer.create(folder), "created")
+        if keep.fingerprint == fingerprint:
+            return Outcome(keep.item_id, "unchanged")
+        return Outcome(writer.update(folder, keep), "updated")
+    except Exception as exc:
+        raise classify(exc) from exc

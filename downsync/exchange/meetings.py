@@ -19,7 +19,8 @@ from exchangelib.properties import Body
 
 from downsync.exchange.connection import calendar
 from downsync.exchange.errors import classify
-from downsync.exchange.items import Outcome, Tagged, delete_items, ews_time, find_tagged, plain_time
+from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, ews_time, find_tagged, plain_time
+from downsync.exchange.items import converge as converge_tagged
 
 KIND = "meeting"
 SEND = "SendToAllAndSaveCopy"
@@ -143,22 +144,12 @@ cancel_meetings = CancelMeetings()
 
 def converge(acct: Account, event_id: str, desired: Meeting | None, known_id: str | None) -> Outcome:
     """One tagged meeting in the organizer's calendar matching ``desired``, or none (cancelled) when it is None."""
-    try:
-        folder = calendar(acct)
-        found = find_tagged(acct, folder, KIND, event_id)
-        if desired is None:
-            cancel_meetings(acct, found)
-            return Outcome(None, "cancelled" if found else "absent")
-        found.sort(key=lambda t: t.item_id != known_id)
-        keep, extra = (found[0], found[1:]) if found else (None, [])
-        cancel_meetings(acct, extra)
-        if keep is None:
-            return Outcome(create_meeting(acct, folder, event_id, desired), "created")
-        if keep.fingerprint == desired.fingerprint:
-            return Outcome(keep.item_id, "unchanged")
-        return Outcome(update_meeting(acct, folder, keep, desired), "updated")
-    except Exception as exc:
-        raise classify(exc) from exc
+    writer = Writer(
+        create=lambda folder: create_meeting(acct, folder, event_id, desired),  # type: ignore[arg-type]
+        update=lambda folder, found: update_meeting(acct, folder, found, desired),  # type: ignore[arg-type]
+        remove=lambda items: cancel_meetings(acct, items),
+    )
+    return converge_tagged(acct, KIND, event_id, desired.fingerprint if desired else None, known_id, writer)
 
 
 @dataclass(frozen=True)
