@@ -37,6 +37,8 @@ def authenticated(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("an Authorization: Bearer token is required")
     principal = authenticate(session, credentials.credentials)
+    # The read ends here: on SQLite every transaction holds the write lock, and the request may now wait.
+    session.rollback()
     if principal is None:
         raise _unauthorized("the token is not valid")
     return principal

@@ -120,6 +120,11 @@ def install(app: FastAPI) -> None:
         codes = {404: "ErrorNotFound", 405: "ErrorMethodNotAllowed"}
         return _respond(ApiError(exc.status_code, codes.get(exc.status_code, "ErrorInvalidRequest"), str(exc.detail)))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return _respond(ApiError(500, "ErrorInternalServerError", "the service failed to answer; it has been logged"))
+
     @app.exception_handler(DatabaseUnavailable)
     async def store_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.error("the store cannot be reached: %s", exc.orig)

@@ -23,6 +23,9 @@ def _time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date-time string such as 2020-10-16T10:00:00Z")
     text = value.strip()
+    # An unencoded "+02:00" in a query string arrives as " 02:00".
+    if len(text) > 19 and text[-6] == " " and text[-5:-3].isdigit():
+        text = text[:-6] + "+" + text[-5:]
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, utcnow
@@ -37,13 +39,26 @@ class Accepted:
 
 
 def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event:
+    """The event's row, locked and read fresh (never a copy the session loaded before the lock)."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        # Two first writes for one event id at once: one inserts, the other finds the row and waits for its lock.
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.exec(  # type: ignore[call-overload]
+            insert(Event)
+            .values(
+                tenant_id=tenant_id,
+                kind=kind,
+                event_id=event_id,
+                version=0,
+                desired={},
+                present=[],
+                updated_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "event_id"])
+        )
     query = select(Event).where(Event.tenant_id == tenant_id, Event.kind == kind, Event.event_id == event_id)
-    found = session.exec(query.with_for_update()).first()
-    if found is None:
-        found = Event(tenant_id=tenant_id, kind=kind, event_id=event_id)
-        session.add(found)
-        session.flush()
-    return found
+    return session.exec(query.with_for_update().execution_options(populate_existing=True)).one()
 
 
 def find_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event | None:
@@ -67,7 +82,7 @@ def accept_write(
     kind: str,
     operation: str,
     event_id: str,
-    desired: dict[str, Any] | None,
+    desired: dict[str, Any] | Callable[[Event], dict[str, Any]] | None,
     present: Sequence[str],
     listed: Sequence[Listed],
     correlation_id: str,
@@ -76,11 +91,14 @@ def accept_write(
     """Record one accepted write; ``present`` are the mailboxes that must hold the event afterwards.
 
     ``precondition`` sees the event under its lock (a new one has version 0) and may refuse the write
-    by raising; nothing is then recorded.
+    by raising; nothing is then recorded. ``desired`` may be a function of the locked event, for writes
+    that change part of the current state.
     """
     event = _locked_event(session, tenant_id, kind, event_id)
     if precondition is not None:
         precondition(event)
+    if callable(desired):
+        desired = desired(event)
     event.version += 1
     if desired is not None:
         event.desired = desired
@@ -180,6 +198,8 @@ def record_attempt(session: Session, placement: Placement, target: int, code: st
     if code is not None:
         placement.done_version = max(placement.done_version, target)
         placement.last_code = code
+    else:
+        placement.enqueued_at = now  # a retry is scheduled: the task lives on, the sweep leaves it be
     session.add(placement)
     refresh_jobs(session, touched)
 

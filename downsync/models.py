@@ -86,7 +86,11 @@ class Placement(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    __table_args__ = (Index("ix_job_tenant_created", "tenant_id", "created_at"),)
+    # One job per accepted version of an event: a second would mean two writes took the same place in line.
+    __table_args__ = (
+        Index("ix_job_tenant_created", "tenant_id", "created_at"),
+        UniqueConstraint("event_pk", "version", name="uq_job_event_version"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     tenant_id: int = Field(foreign_key="tenant.id", index=True)

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # The sweep re-enqueues pending work whose task was lost (broker restart, killed worker).
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
-    sweep_stale_seconds: float = Field(default=120.0, gt=0)
+    sweep_stale_seconds: float = Field(default=300.0, gt=0)
 
     # Availability (synchronous).
     availability_deadline_seconds: float = Field(default=8.0, gt=0, le=60)

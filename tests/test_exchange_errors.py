@@ -40,3 +40,14 @@ def test_classify(exc: BaseException, kind: type, code: str) -> None:
 def test_the_servers_back_off_is_kept() -> None:
     error = classify(ews.ErrorServerBusy("busy", back_off=2.5))
     assert isinstance(error, TransientExchangeError) and error.back_off == 2.5
+
+
+def test_back_off_after_an_unclear_outcome_waits_out_the_exchange_timeout() -> None:
+    from downsync.settings import Settings
+    from worker.converge import backoff
+
+    settings = Settings(retry_base_seconds=0.1, retry_max_seconds=60, exchange_timeout_seconds=30)
+    assert backoff(1, TransientExchangeError("ErrorTimeout", "slow"), settings) >= 30
+    assert backoff(1, TransientExchangeError("ErrorServerBusy", "busy", back_off=2.0), settings) == 2.0
+    assert backoff(1, TransientExchangeError("ErrorServerBusy", "busy"), settings) <= 0.1
+    assert backoff(20, TransientExchangeError("ErrorServerBusy", "busy", back_off=900), settings) == 60

@@ -17,7 +17,7 @@ from downsync import observability
 from downsync.db import session_scope
 from downsync.exchange import appointments, meetings
 from downsync.exchange.connection import Connection, account
-from downsync.exchange.errors import ExchangeError, TransientExchangeError
+from downsync.exchange.errors import TransientExchangeError, classify
 from downsync.jobs import lock_event, record_attempt
 from downsync.models import NO_ERROR, Event, Job, Placement, Tenant, utcnow
 from downsync.settings import Settings, get_settings
@@ -47,12 +47,21 @@ class Plan:
     connection: Connection
 
 
-def backoff(attempt: int, hint: float | None, settings: Settings) -> float:
-    """Capped exponential back-off with jitter, never shorter than the server asked for (up to the cap)."""
+UNCLEAR = ("ErrorTimeout", "ErrorConnectionFailed")
+
+
+def backoff(attempt: int, error: TransientExchangeError, settings: Settings) -> float:
+    """Capped exponential back-off with jitter, never shorter than the server asked for (up to the cap).
+
+    After a call whose outcome is unknown (a timeout, a dropped connection) Exchange may still be writing:
+    the next try waits at least one Exchange timeout, so its search sees what that call created.
+    """
     ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
-    if hint:
-        delay = max(delay, hint)
+    if error.back_off:
+        delay = max(delay, error.back_off)
+    if error.code in UNCLEAR:
+        delay = max(delay, settings.exchange_timeout_seconds)
     return min(delay, settings.retry_max_seconds)
 
 
@@ -106,26 +115,39 @@ def _record(plan: Plan, code: str | None, message: str | None, item_id: str | No
         record_attempt(session, placement, plan.target, code, message)
 
 
+def _unplannable(placement_id: int, message: str) -> None:
+    """A placement that cannot even be planned (e.g. its tenant's password no longer decrypts) is final at once."""
+    with session_scope() as session:
+        placement = session.get(Placement, placement_id)
+        if placement is None:
+            return
+        lock_event(session, placement.event_pk)
+        record_attempt(session, placement, placement.target_version, "ErrorInternalServerError", message)
+
+
 def converge_placement(placement_id: int, settings: Settings | None = None) -> Step:
     settings = settings or get_settings()
     with locks.held(f"placement:{placement_id}", settings.pair_lock_seconds) as ours:
         if not ours:
             return Step("busy", countdown=0.5 + random.random())
-        plan = _plan(placement_id, settings)
+        try:
+            plan = _plan(placement_id, settings)
+        except Exception as exc:
+            log.exception("placement %s cannot be planned", placement_id)
+            _unplannable(placement_id, f"{type(exc).__name__}: {exc}"[:500])
+            return Step("done", code="ErrorInternalServerError")
         if plan is None:
             return Step("idle")
         try:
             item_id = _apply(plan)
-        except TransientExchangeError as exc:
-            if plan.attempts + 1 < settings.retry_max_attempts:
-                _record(plan, None, exc.message)
-                delay = backoff(plan.attempts + 1, exc.back_off, settings)
-                log.info("mailbox %s: %s, trying again in %.1f s", plan.mailbox, exc.code, delay)
-                return Step("retry", countdown=delay, code=exc.code)
-            _record(plan, exc.code, exc.message)
-            return Step("done", code=exc.code)
-        except ExchangeError as exc:
-            _record(plan, exc.code, exc.message)
-            return Step("done", code=exc.code)
+        except Exception as exc:
+            error = classify(exc)
+            if isinstance(error, TransientExchangeError) and plan.attempts + 1 < settings.retry_max_attempts:
+                _record(plan, None, error.message)
+                delay = backoff(plan.attempts + 1, error, settings)
+                log.info("mailbox %s: %s, trying again in %.1f s", plan.mailbox, error.code, delay)
+                return Step("retry", countdown=delay, code=error.code)
+            _record(plan, error.code, error.message)
+            return Step("done", code=error.code)
         _record(plan, NO_ERROR, None, item_id)
         return Step("done", code=NO_ERROR)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from downsync.settings import get_settings
 
@@ -26,8 +26,10 @@ def _renew(lock: redis.lock.Lock, seconds: float, done: threading.Event) -> None
     while not done.wait(seconds / 3):
         try:
             lock.extend(seconds, replace_ttl=True)
-        except (LockError, RedisError):
-            return  # lost it; the holder's result is still safe, as converging is idempotent
+        except LockNotOwnedError:
+            return  # expired and taken: the holder's outcome is still safe, as converging is idempotent
+        except RedisError:
+            continue  # a passing broker hiccup: try again at the next third, while the lock still lives
 
 
 @contextmanager

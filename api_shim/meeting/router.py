@@ -37,14 +37,13 @@ async def create(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    earlier = await run_in_threadpool(service.existing_create, session, principal, body)
-    if earlier is not None:
+    try:
+        accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
+    except service.RepeatedCreate as repeat:
         # The same meeting again: the same answer again, and nothing is sent twice. The request's own
         # transaction ends first, or (on SQLite) it would hold the lock the wait needs to read the job.
-        job_id = earlier.id  # read before the rollback expires it (a reload would begin a new transaction)
         await run_in_threadpool(session.rollback)
-        return await answer(job_id, wait, settings, single=True)
-    accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
+        return await answer(repeat.job_id, wait, settings, single=True)
     return await finish(session, accepted, wait, settings, single=True)
 
 

@@ -14,7 +14,7 @@ from api_shim.meeting.schemas import AttendeeView, MeetingCreate, MeetingPatch, 
 from downsync.exchange import meetings
 from downsync.exchange.connection import Connection, account
 from downsync.exchange.errors import ExchangeError
-from downsync.jobs import Accepted, Listed, accept_write, find_event
+from downsync.jobs import Accepted, Listed, accept_write
 from downsync.models import Event, Job, Tenant
 from downsync.settings import Settings
 from downsync.tenants import Principal
@@ -71,23 +71,16 @@ def _active(event: Event) -> bool:
     return event.version > 0 and bool(event.present)
 
 
-def existing_create(session: Session, principal: Principal, body: MeetingCreate) -> Job | None:
-    """The job of an identical earlier create, to answer a repeated POST; 409 for a different body."""
-    event = find_event(session, principal.tenant_id, KIND, body.id)
-    if event is None or not _active(event):
-        return None
-    if event.desired.get("createdFrom") != _fingerprint(body):
-        raise ApiError(
-            409,
-            "MeetingAlreadyExists",
-            f"a different meeting with id {body.id} exists",
-            extra={"email": body.organizerEmail},
-        )
-    query = select(Job).where(Job.event_pk == event.id, Job.operation == "create").order_by(col(Job.version).desc())
-    return session.exec(query).first()
+class RepeatedCreate(Exception):
+    """The same meeting was created before under this id: answer with that create's job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 def create(session: Session, principal: Principal, body: MeetingCreate, correlation_id: str) -> Accepted:
+    fingerprint = _fingerprint(body)
     desired = _desired(
         body.organizerEmail,
         body.subject,
@@ -96,14 +89,21 @@ def create(session: Session, principal: Principal, body: MeetingCreate, correlat
         body.startTime,
         body.endTime,
         [{"email": a.email, "required": a.isRequired} for a in body.attendees],
-        _fingerprint(body),
+        fingerprint,
     )
 
     def vacant(event: Event) -> None:
-        if _active(event):  # created meanwhile by a concurrent call
+        if not _active(event):
+            return
+        if event.desired.get("createdFrom") != fingerprint:
             raise ApiError(
-                409, "MeetingAlreadyExists", f"a meeting with id {body.id} exists", extra={"email": body.organizerEmail}
+                409,
+                "MeetingAlreadyExists",
+                f"a different meeting with id {body.id} exists",
+                extra={"email": body.organizerEmail},
             )
+        query = select(Job.id).where(Job.event_pk == event.id, Job.operation == "create")
+        raise RepeatedCreate(session.exec(query.order_by(col(Job.version).desc())).first() or "")
 
     organizer = Listed(body.organizerEmail)
     return accept_write(
@@ -129,45 +129,44 @@ def _owned_by(organizer: str) -> Any:
 
 
 def patch(session: Session, principal: Principal, body: MeetingPatch, correlation_id: str) -> Accepted:
-    event = find_event(session, principal.tenant_id, KIND, body.id)
-    if event is None:
-        raise not_found(body.organizerEmail)
-    _owned_by(body.organizerEmail)(event)
-    current = meetings.Meeting.from_json(event.desired)
     given = body.model_fields_set
-    start = body.startTime if "startTime" in given and body.startTime else current.start
-    end = body.endTime if "endTime" in given and body.endTime else current.end
-    if end <= start:
-        raise ApiError(
-            422,
-            "ErrorInvalidRequest",
-            "endTime must be after startTime",
-            [{"field": "endTime", "problem": "must be after startTime"}],
+
+    def merged(event: Event) -> dict[str, Any]:
+        # Built from the locked row, so two PATCHes at once each apply on top of the other.
+        current = meetings.Meeting.from_json(event.desired)
+        start = body.startTime if "startTime" in given and body.startTime else current.start
+        end = body.endTime if "endTime" in given and body.endTime else current.end
+        if end <= start:
+            raise ApiError(
+                422,
+                "ErrorInvalidRequest",
+                "endTime must be after startTime",
+                [{"field": "endTime", "problem": "must be after startTime"}],
+            )
+        attendees = (
+            [{"email": a.email, "required": a.isRequired} for a in body.attendees]
+            if "attendees" in given and body.attendees is not None
+            else [{"email": a.email, "required": a.required} for a in current.attendees]
         )
-    attendees = (
-        [{"email": a.email, "required": a.isRequired} for a in body.attendees]
-        if "attendees" in given and body.attendees is not None
-        else [{"email": a.email, "required": a.required} for a in current.attendees]
-    )
-    desired = _desired(
-        event.desired["organizerEmail"],
-        body.subject if "subject" in given and body.subject is not None else current.subject,
-        body.body if "body" in given and body.body is not None else current.body,
-        body.location if "location" in given else current.location,
-        start,
-        end,
-        attendees,
-        event.desired.get("createdFrom", ""),
-    )
-    organizer = Listed(event.desired["organizerEmail"])
+        return _desired(
+            event.desired["organizerEmail"],
+            body.subject if "subject" in given and body.subject is not None else current.subject,
+            body.body if "body" in given and body.body is not None else current.body,
+            body.location if "location" in given else current.location,
+            start,
+            end,
+            attendees,
+            event.desired.get("createdFrom", ""),
+        )
+
     return accept_write(
         session,
         tenant_id=principal.tenant_id,
         kind=KIND,
         operation="update",
         event_id=body.id,
-        desired=desired,
-        present=[organizer.mailbox],
+        desired=merged,
+        present=[body.organizerEmail.lower()],
         listed=[Listed(body.organizerEmail)],
         correlation_id=correlation_id,
         precondition=_owned_by(body.organizerEmail),

@@ -8,7 +8,6 @@ honouring the server's back-off; whatever has not answered by then is reported a
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.properties import FreeBusyViewOptions, MailboxData, TimeWindow, TimeZone
 from exchangelib.protocol import Protocol
-from exchangelib.services import GetUserAvailability
+from exchangelib.services import GetServerTimeZones, GetUserAvailability
 
 from downsync.exchange.connection import Connection, configuration
 from downsync.exchange.errors import ExchangeError, TransientExchangeError, classify
@@ -66,20 +65,33 @@ def protocol(connection: Connection) -> Protocol:
     return Protocol(config=configuration(connection))
 
 
-_zone_lock = threading.Lock()
+_zones: dict[tuple[Connection, int], TimeZone] = {}
+_zones_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=256)
-def _utc_zone(connection: Connection, year: int) -> TimeZone:
-    # The request's time zone, built from the server's own UTC definition once per tenant and year,
-    # not fetched again with every lookup as exchangelib's get_free_busy_info does.
-    [definition] = protocol(connection).get_timezones(timezones=[EWS_UTC], return_full_timezone_data=True)
-    return TimeZone.from_server_timezone(tz_definition=definition, for_year=year)
+def utc_zone(connection: Connection, year: int, timeout: float) -> TimeZone:
+    """The request's time zone, built from the server's own UTC definition once per tenant and year, not
+    fetched again with every lookup as exchangelib's get_free_busy_info does. The network call is made
+    outside any shared lock, so one slow tenant never holds up another's lookups."""
+    with _zones_lock:
+        cached = _zones.get((connection, year))
+    if cached is not None:
+        return cached
+    service = GetServerTimeZones(protocol=protocol(connection), timeout=timeout)
+    [definition] = service.call(timezones=[EWS_UTC], return_full_timezone_data=True)
+    zone = TimeZone.from_server_timezone(tz_definition=definition, for_year=year)
+    with _zones_lock:
+        return _zones.setdefault((connection, year), zone)
 
 
-def utc_zone(connection: Connection, year: int) -> TimeZone:
-    with _zone_lock:
-        return _utc_zone(connection, year)
+_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+def tenant_slots(connection: Connection, concurrency: int) -> threading.BoundedSemaphore:
+    """The tenant's share of Exchange's concurrency limit, shared by all its availability calls at once."""
+    with _slots_lock:
+        return _slots.setdefault(connection.tenant_id, threading.BoundedSemaphore(concurrency))
 
 
 def _ews(value: datetime) -> EWSDateTime:
@@ -96,7 +108,7 @@ class FetchPiece:
             mailbox_data=[
                 MailboxData(email=m, attendee_type="Required", exclude_conflicts=False) for m in piece.mailboxes
             ],
-            timezone=utc_zone(connection, piece.start.year),
+            timezone=utc_zone(connection, piece.start.year, timeout),
             free_busy_view_options=FreeBusyViewOptions(
                 time_window=TimeWindow(start=_ews(piece.start), end=_ews(piece.end)),
                 merged_free_busy_interval=30,
@@ -123,21 +135,24 @@ def _attempt(
     connection: Connection,
     piece: Piece,
     deadline: float,
+    slots: threading.BoundedSemaphore,
 ) -> dict[str, MailboxAnswer]:
     """Fetch one piece, retrying throttling while the server's back-off still fits before the deadline."""
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0.05:
+        if remaining <= 0.05 or not slots.acquire(timeout=remaining):
             raise TransientExchangeError("ErrorTimeout", "no answer from Exchange before the deadline")
         try:
-            return fetch(connection, piece, remaining)
+            return fetch(connection, piece, deadline - time.monotonic())
         except Exception as exc:
             error = classify(exc)
             pause = getattr(error, "back_off", None) or 0.2
             retryable = isinstance(error, TransientExchangeError) and error.code != "ErrorTimeout"
             if not retryable or time.monotonic() + pause >= deadline - 0.05:
                 raise error from exc
-            time.sleep(pause)
+        finally:
+            slots.release()
+        time.sleep(pause)
 
 
 class Lookup:
@@ -160,10 +175,11 @@ class Lookup:
         answers = {m: MailboxAnswer() for m in mailboxes}
         failed: dict[str, MailboxAnswer] = {}
         work = pieces(mailboxes, start, end)
+        slots = tenant_slots(self.connection, self.concurrency)
         executor = ThreadPoolExecutor(max_workers=min(self.concurrency, len(work)) or 1, thread_name_prefix="freebusy")
         try:
             running: dict[Future[dict[str, MailboxAnswer]], Piece] = {
-                executor.submit(_attempt, self.fetch, self.connection, piece, deadline): piece for piece in work
+                executor.submit(_attempt, self.fetch, self.connection, piece, deadline, slots): piece for piece in work
             }
             pending = set(running)
             while pending:

@@ -23,6 +23,8 @@ TRANSIENT = (
     ews.ErrorIrresolvableConflict,
     ews.ErrorInvalidChangeKey,
     ews.ErrorStaleObject,
+    # The item vanished between finding and changing it (its owner deleted it): the next try recreates it.
+    ews.ErrorItemNotFound,
 )
 
 

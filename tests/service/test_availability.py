@@ -138,7 +138,7 @@ def test_an_unknown_mailbox_fails_closed_alone(service: Stack, sim: SimClient) -
 def test_a_late_mailbox_times_out_and_the_answer_is_still_in_time(service: Stack, sim: SimClient) -> None:
     # The late mailbox is alone in the second batch; the simulator holds that request past the deadline (3 s here).
     entries = [{"email": f"fast{n:03d}@fabrikam.com"} for n in range(100)] + [{"email": "slow@fabrikam.com"}]
-    sim.fault(operation="GetUserAvailability", mailbox="slow@fabrikam.com", latencyMs=6000)
+    sim.fault(operation="GetUserAvailability", mailbox="slow@fabrikam.com", latencyMs=4000)
     started = time.monotonic()
     body = ask(service, entries).json()
     elapsed = time.monotonic() - started
@@ -146,6 +146,9 @@ def test_a_late_mailbox_times_out_and_the_answer_is_still_in_time(service: Stack
     assert {e["errorCode"] for e in body[:100]} == {"NoError"}
     assert body[100]["errorCode"] == "ErrorTimeout"
     assert body[100]["unavailableTimeslots"] == slots((WINDOW["from"], WINDOW["to"]))
+    # The abandoned request still finishes in the simulator; let it, so it is not logged in the next test.
+    while len(availability_calls(sim)) < 2 and time.monotonic() - started < 10:
+        time.sleep(0.1)
 
 
 def test_throttling_is_retried_with_the_servers_back_off(service: Stack, sim: SimClient) -> None:

@@ -545,6 +545,8 @@ def test_booleans_refused(value: Any) -> None:
         ("2020-10-16T10:00:00", datetime(2020, 10, 16, 10, tzinfo=UTC)),
         ("2020-10-16T10:00:00.999999Z", datetime(2020, 10, 16, 10, tzinfo=UTC)),
         (" 2020-10-16T10:00:00.5+00:00 ", datetime(2020, 10, 16, 10, tzinfo=UTC)),
+        # "+02:00" sent unencoded in a query string arrives with a space for the plus.
+        ("2020-10-16T12:00:00 02:00", datetime(2020, 10, 16, 10, tzinfo=UTC)),
     ],
 )
 def test_times_to_utc_seconds(value: str, expected: datetime) -> None:

@@ -218,3 +218,32 @@ def test_meeting_bodies_are_checked(service: Stack, sim: SimClient) -> None:
     late = service.call("PATCH", PATH, json={"id": "x", "organizerEmail": "alice@contoso.com", "endTime": "nope"})
     assert late.status_code == 422
     assert sim.log() == []
+
+
+def test_concurrent_patches_both_apply_in_turn(service: Stack, sim: SimClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = meeting_body()
+    service.call("POST", PATH, json=body)
+    patches = [
+        {"id": body["id"], "organizerEmail": "alice@contoso.com", "subject": "both changed"},
+        {"id": body["id"], "organizerEmail": "alice@contoso.com", "location": "room 9"},
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda p: service.call("PATCH", PATH, json=p, params={"wait": 0}), patches))
+    jobs = [service.wait_job(a.headers["X-Job-Id"]) for a in answers]
+    assert [j["state"] for j in jobs] == ["succeeded", "succeeded"]
+    [item] = organizer_items(sim, body["id"])
+    assert (item["subject"], item["location"]) == ("both changed", "room 9")  # neither overwrote the other
+
+
+def test_concurrent_identical_creates_make_one_meeting(service: Stack, sim: SimClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = meeting_body()
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: service.call("POST", PATH, json=body), range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert len({a.headers["X-Job-Id"] for a in answers}) == 1
+    [item] = organizer_items(sim, body["id"])
+    assert len(copies(sim, "bob@contoso.com", item["uid"])) == 1

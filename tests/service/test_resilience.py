@@ -113,3 +113,28 @@ def test_broker_down_while_postbacks_arrive_then_back(service: Stack, sim: SimCl
         ]
         for email in ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com"):
             assert len(tagged(sim, email, eid)) == 1
+
+
+def test_a_tenant_that_cannot_be_planned_fails_instead_of_waiting_forever(service: Stack, sim: SimClient) -> None:
+    # Written with another secret key: the workers cannot decrypt this tenant's Exchange password.
+    other_key = {**service.env, "DOWNSYNC_SECRET_KEY": "a-rotated-key"}
+    name = f"rotated-{event_id()}"
+    service.run_cli(
+        "tenant",
+        "create",
+        name,
+        "--ews-url",
+        f"{service.sim_url}/EWS/Exchange.asmx",
+        "--ews-username",
+        "svc@contoso.com",
+        "--ews-password",
+        "s3cret",
+        env=other_key,
+    )
+    token = service.run_cli("token", "create", "--tenant", name, "--scopes", "sync").stdout.strip()
+    response = service.postback("POST", create_body(event_id()), token=token, wait=20)
+    assert response.status_code == 200, response.text
+    assert {r["errorCode"] for r in response.json()} == {"ErrorInternalServerError"}
+    job = service.job(response.headers["X-Job-Id"], token=token)
+    assert "DOWNSYNC_SECRET_KEY" in job["results"][0]["message"]
+    assert sim.log() == []
