@@ -10,9 +10,8 @@ from typing import Any
 
 from exchangelib import Account, CalendarItem
 from exchangelib.folders import Calendar
-from exchangelib.properties import Body
 
-from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, ews_time
+from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, written_fields
 from downsync.exchange.items import converge as converge_tagged
 
 
@@ -49,15 +48,9 @@ class CreateAppointment:
         item = CalendarItem(
             account=acct,
             folder=folder,
-            subject=desired.subject,
-            body=Body(desired.body),
-            location=desired.location,
-            start=ews_time(desired.start),
-            end=ews_time(desired.end),
-            legacy_free_busy_status="Busy",
+            **written_fields(desired),
             downsync_event_id=event_id,
             downsync_kind=kind,
-            downsync_fingerprint=desired.fingerprint,
         )
         item.save(send_meeting_invitations="SendToNone")
         return str(item.id)
@@ -72,13 +65,7 @@ class UpdateAppointment:
             folder=folder,
             id=found.item_id,
             changekey=found.changekey,
-            subject=desired.subject,
-            body=Body(desired.body),
-            location=desired.location,
-            start=ews_time(desired.start),
-            end=ews_time(desired.end),
-            legacy_free_busy_status="Busy",
-            downsync_fingerprint=desired.fingerprint,
+            **written_fields(desired),
         )
         # Our item, our fields: a concurrent change by the mailbox owner does not block the desired state.
         item.save(

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from exchangelib import Account, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorItemNotFound
 from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Calendar
+from exchangelib.properties import Body
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import FindItem
 
@@ -55,6 +57,32 @@ for _name, _cls in (
 
 def ews_time(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
+
+
+class Written(Protocol):
+    """What every desired state carries into its calendar item."""
+
+    subject: str
+    body: str
+    location: str | None
+    start: datetime
+    end: datetime
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def written_fields(desired: Written) -> dict[str, Any]:
+    """The item fields every write sets: content, times in UTC, Busy, and the fingerprint of this state."""
+    return {
+        "subject": desired.subject,
+        "body": Body(desired.body),
+        "location": desired.location,
+        "start": ews_time(desired.start),
+        "end": ews_time(desired.end),
+        "legacy_free_busy_status": "Busy",
+        "downsync_fingerprint": desired.fingerprint,
+    }
 
 
 @dataclass(frozen=True)

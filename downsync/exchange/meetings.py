@@ -15,11 +15,10 @@ from typing import Any
 
 from exchangelib import Account, Attendee, CalendarItem, Mailbox
 from exchangelib.folders import Calendar
-from exchangelib.properties import Body
 
 from downsync.exchange.connection import calendar
 from downsync.exchange.errors import classify
-from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, ews_time, find_tagged, plain_time
+from downsync.exchange.items import Outcome, Tagged, Writer, delete_items, find_tagged, plain_time, written_fields
 from downsync.exchange.items import converge as converge_tagged
 
 KIND = "meeting"
@@ -84,17 +83,11 @@ class CreateMeeting:
         item = CalendarItem(
             account=acct,
             folder=folder,
-            subject=desired.subject,
-            body=Body(desired.body),
-            location=desired.location,
-            start=ews_time(desired.start),
-            end=ews_time(desired.end),
-            legacy_free_busy_status="Busy",
+            **written_fields(desired),
             required_attendees=desired._people(True) or None,
             optional_attendees=desired._people(False) or None,
             downsync_event_id=event_id,
             downsync_kind=KIND,
-            downsync_fingerprint=desired.fingerprint,
         )
         item.save(send_meeting_invitations=SEND)
         return str(item.id)
@@ -107,6 +100,7 @@ class UpdateMeeting:
         "location",
         "start",
         "end",
+        "legacy_free_busy_status",
         "required_attendees",
         "optional_attendees",
         "downsync_fingerprint",
@@ -118,14 +112,9 @@ class UpdateMeeting:
             folder=folder,
             id=found.item_id,
             changekey=found.changekey,
-            subject=desired.subject,
-            body=Body(desired.body),
-            location=desired.location,
-            start=ews_time(desired.start),
-            end=ews_time(desired.end),
+            **written_fields(desired),
             required_attendees=desired._people(True) or None,
             optional_attendees=desired._people(False) or None,
-            downsync_fingerprint=desired.fingerprint,
         )
         # Exchange sends the update to the attendees, invites added ones and cancels for removed ones.
         item.save(update_fields=self.FIELDS, conflict_resolution="AlwaysOverwrite", send_meeting_invitations=SEND)
