@@ -78,6 +78,7 @@ class Control:
             web.get("/_sim/log", self.get_log),
             web.delete("/_sim/log", self.clear_log),
             web.get("/_sim/schema-errors", self.schema_errors),
+            web.get("/_sim/messages", self.messages),
         ]
 
     async def reset(self, request: web.Request) -> web.Response:
@@ -210,6 +211,28 @@ class Control:
     async def clear_log(self, request: web.Request) -> web.Response:
         self.sim.log.clear()
         return web.json_response({"cleared": True})
+
+    async def messages(self, request: web.Request) -> web.Response:
+        to = request.query.get("to", "").strip().lower()
+        return web.json_response(
+            [
+                {
+                    "seq": m.seq,
+                    "kind": m.kind,
+                    "to": m.to,
+                    "organizer": m.organizer,
+                    "organizerItemId": m.organizer_item_id,
+                    "uid": m.uid,
+                    "subject": m.subject,
+                    "start": fmt_dt(m.start),
+                    "end": fmt_dt(m.end),
+                    "sent": fmt_dt(m.sent),
+                    "extendedProperties": m.extended,
+                }
+                for m in self.sim.org.messages
+                if not to or m.to == to
+            ]
+        )
 
     async def schema_errors(self, request: web.Request) -> web.Response:
         return web.json_response({"strict": self.sim.strict, "errors": self.sim.schema_errors})

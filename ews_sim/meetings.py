@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from ews_sim.store import Attendee, CalendarItem, Organisation, new_item_id
+from ews_sim.store import Attendee, CalendarItem, Organisation, SentMessage, ext_label, new_item_id
 from ews_sim.xmlutil import now
 
 SEND_NONE = "SendToNone"
@@ -67,9 +67,37 @@ def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) 
     target.touch()
 
 
+def _deliver(org: Organisation, item: CalendarItem, kind: str, to: str) -> None:
+    """Record one meeting message the organizer's mailbox sent, so tests can count invitations per attendee."""
+    org.messages.append(
+        SentMessage(
+            seq=len(org.messages) + 1,
+            kind=kind,
+            to=to,
+            organizer=item.mailbox,
+            organizer_item_id=item.item_id,
+            uid=item.uid,
+            subject=item.subject,
+            start=item.start,
+            end=item.end,
+            extended={ext_label(v.attrs): v.value for v in item.extended.values()},
+        )
+    )
+
+
+def _invitees(item: CalendarItem) -> list[str]:
+    organizer = item.organizer.email.lower() if item.organizer else item.mailbox
+    return list(dict.fromkeys(a.email.lower() for a in item.attendees() if a.email.lower() != organizer))
+
+
+def invited(item: CalendarItem) -> set[str]:
+    """Everyone who holds this meeting's invitation: nobody while the organizer has never sent it."""
+    return set(_invitees(item)) if item.meeting_request_was_sent else set()
+
+
 def send_invitations(org: Organisation, item: CalendarItem, old_emails: set[str], times_changed: bool) -> None:
-    """After the organizer saved ``item`` with invitations on: every current in-org attendee gets an up-to-date copy,
-    attendees no longer on the list get a cancellation."""
+    """After the organizer saved ``item`` with invitations on: attendees not invited before get a request, the others
+    an update, and every in-org one an up-to-date copy; attendees no longer on the list get a cancellation."""
     item.is_meeting = True
     item.meeting_request_was_sent = True
     attendees = _in_org_attendees(org, item)
@@ -77,10 +105,14 @@ def send_invitations(org: Organisation, item: CalendarItem, old_emails: set[str]
         if person.response == "Unknown" or (times_changed and person.response != "Organizer"):
             person.response = "NoResponseReceived"
             person.last_response_time = None
+    current = _invitees(item)
+    for email in current:
+        _deliver(org, item, "update" if email in old_emails else "request", email)
     for email in attendees:
         target = _copy_for(org, item, email)
         _refresh_copy(target, item, reset_answer=times_changed or email not in old_emails)
-    for email in old_emails - set(attendees):
+    for email in sorted(old_emails - set(current)):
+        _deliver(org, item, "cancel", email)
         cancel_copy(org, item, email)
 
 
@@ -96,12 +128,11 @@ def cancel_copy(org: Organisation, item: CalendarItem, mailbox: str) -> None:
 
 
 def cancel_all(org: Organisation, item: CalendarItem) -> None:
-    for email in _in_org_attendees(org, item):
-        cancel_copy(org, item, email)
-
-
-def attendee_emails(org: Organisation, item: CalendarItem) -> set[str]:
-    return set(_in_org_attendees(org, item))
+    """The organizer cancels the meeting: every invited attendee gets a cancellation (none if it was never sent)."""
+    for email in sorted(invited(item)):
+        _deliver(org, item, "cancel", email)
+        if org.is_mailbox(email):
+            cancel_copy(org, item, email)
 
 
 def respond(org: Organisation, mailbox: str, target: CalendarItem, answer: str) -> CalendarItem | None:

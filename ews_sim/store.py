@@ -112,6 +112,23 @@ class CalendarItem:
 
 
 @dataclass
+class SentMessage:
+    """A meeting request, update or cancellation the organizer's mailbox sent to one attendee."""
+
+    seq: int
+    kind: str  # request, update, cancel
+    to: str
+    organizer: str
+    organizer_item_id: str
+    uid: str
+    subject: str
+    start: datetime
+    end: datetime
+    extended: dict[str, str | list[str]]
+    sent: datetime = field(default_factory=now)
+
+
+@dataclass
 class ServiceAccount:
     username: str
     password: str
@@ -136,10 +153,12 @@ class Organisation:
         self.domains: set[str] = set()
         self.accounts: dict[str, ServiceAccount] = {}
         self.calendars: dict[str, dict[str, CalendarItem]] = {}
+        self.messages: list[SentMessage] = []
         self.max_concurrency = 27
 
     def reset_data(self) -> None:
         self.calendars.clear()
+        self.messages.clear()
 
     def add_mailboxes(self, emails: list[str]) -> None:
         self.mailboxes.update(e.strip().lower() for e in emails)

@@ -75,6 +75,10 @@ class SimClient:
     def log(self, since: int = 0) -> list[dict[str, Any]]:
         return self._call("GET", "/log", params={"since": since})
 
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Meeting requests, updates and cancellations sent so far, oldest first."""
+        return self._call("GET", "/messages", params={"to": to} if to else {})
+
     def schema_errors(self) -> list[dict[str, Any]]:
         return self._call("GET", "/schema-errors")["errors"]
 

@@ -61,7 +61,7 @@ class UpdateItem(Operation):
         if key and key != stored.change_key and resolution == "NeverOverwrite":
             raise MessageError("ErrorIrresolvableConflict")
         item = copy.deepcopy(stored)
-        old_emails = meetings.attendee_emails(ctx.org, stored)
+        old_emails = meetings.invited(stored)
         updates = change.find(tq("Updates"))
         for update in items.iter_children(updates if updates is not None else []):
             self._one(ctx, item, update)
@@ -73,8 +73,7 @@ class UpdateItem(Operation):
             item.sequence += 1
             meetings.send_invitations(ctx.org, item, old_emails=old_emails, times_changed=times_changed)
         elif item.is_organizer_copy and item.is_meeting and send != meetings.SEND_NONE:
-            for email in old_emails:
-                meetings.cancel_copy(ctx.org, item, email)
+            meetings.cancel_all(ctx.org, stored)
         if item.attendees():
             item.is_meeting = True
         return item

@@ -153,3 +153,49 @@ def test_delete_cancels_copies_only_when_sending(sim: SimClient, send: str, canc
         [copy] = sim.calendar(email)
         assert copy["isCancelled"] is cancelled
         assert (copy["freeBusy"] == "Free") is cancelled
+
+
+def kinds(sim: SimClient) -> list[tuple[str, str]]:
+    return [(m["to"], m["kind"]) for m in sim.messages()]
+
+
+def test_every_request_update_and_cancellation_is_recorded_per_attendee(sim: SimClient) -> None:
+    alice = ews_account(sim.ews_url, "alice@contoso.com")
+    item = meeting(alice, ["bob@contoso.com", "guest@example.org"])
+    item.save(send_meeting_invitations="SendToAllAndSaveCopy")
+    assert kinds(sim) == [("bob@contoso.com", "request"), ("guest@example.org", "request")]
+
+    item = alice.calendar.get(id=item.id)
+    item.required_attendees = [
+        Attendee(mailbox=Mailbox(email_address=e)) for e in ("bob@contoso.com", "dave@contoso.com")
+    ]
+    item.save(update_fields=["required_attendees"], send_meeting_invitations="SendToAllAndSaveCopy")
+    assert kinds(sim)[2:] == [
+        ("bob@contoso.com", "update"),
+        ("dave@contoso.com", "request"),
+        ("guest@example.org", "cancel"),
+    ]
+    alice.calendar.get(id=item.id).delete(send_meeting_cancellations="SendToAllAndSaveCopy")
+    assert kinds(sim)[5:] == [("bob@contoso.com", "cancel"), ("dave@contoso.com", "cancel")]
+    assert sim.messages(to="dave@contoso.com")[0]["organizerItemId"] == item.id
+
+
+def test_an_appointment_turned_meeting_invites_its_attendees_once(sim: SimClient) -> None:
+    alice = ews_account(sim.ews_url, "alice@contoso.com")
+    item = meeting(alice, [])
+    item.save(send_meeting_invitations="SendToNone")
+    assert sim.messages() == [] and sim.calendar("bob@contoso.com") == []
+    item = alice.calendar.get(id=item.id)
+    item.required_attendees = [Attendee(mailbox=Mailbox(email_address="bob@contoso.com"))]
+    item.save(update_fields=["required_attendees"], send_meeting_invitations="SendToAllAndSaveCopy")
+    assert kinds(sim) == [("bob@contoso.com", "request")]
+    [copy] = sim.calendar("bob@contoso.com")
+    assert copy["myResponse"] == "NoResponseReceived"
+
+
+def test_a_meeting_never_sent_is_deleted_without_cancellations(sim: SimClient) -> None:
+    alice = ews_account(sim.ews_url, "alice@contoso.com")
+    item = meeting(alice, ["bob@contoso.com"])
+    item.save(send_meeting_invitations="SendToNone")
+    item.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
+    assert sim.messages() == [] and sim.calendar("alice@contoso.com") == []
