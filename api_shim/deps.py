@@ -11,7 +11,9 @@ from sqlmodel import Session
 
 from api_shim.errors import ApiError
 from downsync import observability
+from downsync.core.dispatch import WorkQueue
 from downsync.db import get_engine
+from downsync.queue import default_queue
 from downsync.settings import Settings, get_settings
 from downsync.tenants import Principal, authenticate
 
@@ -22,8 +24,13 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
+def get_queue() -> WorkQueue:
+    return default_queue()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+QueueDep = Annotated[WorkQueue, Depends(get_queue)]
 _bearer = HTTPBearer(auto_error=False, description="A tenant's API token, from `downsync token create`.")
 
 

@@ -1,19 +1,32 @@
-"""What every write endpoint does after its service accepted the call: commit, enqueue, wait, answer."""
+"""What every write endpoint does after its service accepted the call: commit, enqueue, wait, answer.
+
+Once the commit succeeded the write is stored, and the caller hears 200/202 with its ``Location``
+whatever fails afterwards (the broker, the reads while waiting). A commit whose outcome is unknown (the
+connection broke during it) is looked up before anyone is told it failed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Annotated
 
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.jobs.service import job_location, wait_for
+from api_shim.errors import ApiError
+from api_shim.jobs.service import job_exists, job_location, wait_for
 from downsync import observability
-from downsync.jobs import Accepted
+from downsync.core.dispatch import WorkQueue
+from downsync.jobs import Accepted, Listed
+from downsync.models import PENDING
 from downsync.settings import Settings
-from worker.enqueue import enqueue_placements
+
+log = logging.getLogger(__name__)
 
 WaitQuery = Annotated[
     float | None,
@@ -29,19 +42,68 @@ def body_correlation(request: Request, from_body: str | None) -> str:
     return str(request.state.correlation_id)
 
 
+async def _stored_after_all(job_id: str, seconds: float) -> bool | None:
+    """Whether the job is in the store, asking until it answers or the time is up (None: still unknown)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await run_in_threadpool(job_exists, job_id)
+        except SQLAlchemyError:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.5)
+
+
 async def finish(
-    session: Session, accepted: Accepted, wait: float | None, settings: Settings, single: bool = False
+    session: Session,
+    accepted: Accepted,
+    wait: float | None,
+    settings: Settings,
+    queue: WorkQueue,
+    single: bool = False,
 ) -> JSONResponse:
     """Commit the accepted write, enqueue it, and answer with its results once final or when the wait is over."""
-    await run_in_threadpool(session.commit)
-    await run_in_threadpool(enqueue_placements, accepted.placement_ids)
-    return await answer(accepted.job.id, wait, settings, single)
+    try:
+        await run_in_threadpool(session.commit)
+    except SQLAlchemyError:
+        stored = await _stored_after_all(accepted.job.id, max(2.0, _seconds(wait, settings)))
+        if not stored:
+            log.warning("write not confirmed by the store (stored=%s); answered as not accepted", stored)
+            raise
+        log.info("the commit's answer was lost, but the job is stored: answering as accepted")
+    await run_in_threadpool(queue.enqueue, accepted.placement_ids)
+    return await answer(accepted.job.id, wait, settings, single, listed=accepted.listed)
 
 
-async def answer(job_id: str, wait: float | None, settings: Settings, single: bool = False) -> JSONResponse:
-    """The job's per-mailbox codes (one object for a meeting's organizer), 200 when all are final, else 202."""
-    seconds = settings.postback_wait_seconds if wait is None else min(wait, settings.postback_wait_max_seconds)
-    snap = await wait_for(job_id, seconds)
-    results = [{"email": r.email, "errorCode": r.error_code} for r in snap.results]
+def _seconds(wait: float | None, settings: Settings) -> float:
+    return settings.postback_wait_seconds if wait is None else min(wait, settings.postback_wait_max_seconds)
+
+
+def _respond(job_id: str, results: list[dict[str, str]], final: bool, single: bool) -> JSONResponse:
     headers = {"Location": job_location(job_id), "X-Job-Id": job_id}
-    return JSONResponse(results[0] if single else results, status_code=200 if snap.final else 202, headers=headers)
+    body = results[0] if single and results else results
+    return JSONResponse(body, status_code=200 if final else 202, headers=headers)
+
+
+async def answer(
+    job_id: str, wait: float | None, settings: Settings, single: bool = False, listed: tuple[Listed, ...] | None = None
+) -> JSONResponse:
+    """The job's per-mailbox codes (one object for a meeting's organizer), 200 when all are final, else 202.
+
+    ``listed`` (the mailboxes of a write just stored) answers without reading the store when there is nothing
+    to wait for, or when the store cannot be read: the write is stored, so it is accepted and pending.
+    """
+    seconds = _seconds(wait, settings)
+    if listed is not None and (seconds <= 0 or not listed):
+        return _respond(job_id, [{"email": e.email, "errorCode": PENDING} for e in listed], not listed, single)
+    try:
+        snap = await wait_for(job_id, seconds)
+    except SQLAlchemyError as exc:
+        if listed is None:
+            raise
+        log.warning("job %s is stored but could not be read back: %s", job_id, exc)
+        return _respond(job_id, [{"email": e.email, "errorCode": PENDING} for e in listed], False, single)
+    if snap is None:
+        raise ApiError(404, "ErrorJobNotFound", f"no job {job_id}")
+    results = [{"email": r.email, "errorCode": r.error_code} for r in snap.results]
+    return _respond(job_id, results, snap.final, single)

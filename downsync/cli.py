@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,7 +30,8 @@ def main() -> None:
     "--domain",
     "domains",
     multiple=True,
-    help="Every address of DOMAIN is a mailbox; adds service account svc@DOMAIN / demo (repeatable).",
+    help="Every address of DOMAIN is a mailbox; adds service account svc@DOMAIN / demo and Graph app demo / demo "
+    "of tenant DOMAIN (repeatable).",
 )
 @click.option("--strict", is_flag=True, help="Validate every request (and response) against the EWS schema.")
 @click.option(
@@ -43,6 +45,26 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write every request and response to this folder.",
 )
+@click.option(
+    "--graph-schema-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding Graph's v1.0-Prod.csdl, for --strict (default: shared/graph-schema beside the checkout).",
+)
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a CA and certificate generated for 127.0.0.1/localhost.")
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where --tls writes ca.pem, server.pem and server.key (default: a new temporary folder).",
+)
+@click.option(
+    "--cert",
+    "cert_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this certificate (PEM, with --key) instead of a generated one.",
+)
+@click.option(
+    "--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The key of --cert (PEM)."
+)
 def ews_sim(
     host: str,
     port: int,
@@ -52,12 +74,24 @@ def ews_sim(
     schema_dir: Path | None,
     build: str,
     capture_dir: Path | None,
+    graph_schema_dir: Path | None,
+    tls: bool,
+    tls_dir: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
 ) -> None:
-    """Run the EWS simulator: an Exchange that the real exchangelib talks to."""
+    """Run the simulator: an Exchange organisation that exchangelib (EWS) and Graph clients (msal, REST) talk to."""
+    import tempfile
+
     from ews_sim.app import serve
     from ews_sim.config import ConfigError, OrgConfig
+    from ews_sim.graph.schema import CSDL_FILE, GraphSchema, default_graph_schema_dir
     from ews_sim.schema import EwsSchema, default_schema_dir
     from ews_sim.server import Simulator
+    from ews_sim.tls import TlsFiles, generate
+
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--cert and --key go together")
 
     try:
         config = OrgConfig.load(config_file) if config_file else OrgConfig()
@@ -76,9 +110,25 @@ def ews_sim(
                 f"--strict needs the EWS schema{where}: pass --schema-dir or set DOWNSYNC_EWS_SCHEMA_DIR"
             )
         schema = EwsSchema(directory)
-    sim = Simulator(config, build=build, schema=schema, capture_dir=capture_dir)
-    click.echo(f"EWS simulator on http://{host}:{port}/EWS/Exchange.asmx (strict={strict})", err=True)
-    serve(sim, host, port)
+    graph_schema = None
+    if strict:
+        graph_dir = graph_schema_dir or default_graph_schema_dir()
+        if graph_dir is not None and (graph_dir / CSDL_FILE).is_file():
+            graph_schema = GraphSchema.load(graph_dir)
+        else:
+            click.echo(f"Graph strictness skipped: no {CSDL_FILE} (pass --graph-schema-dir)", err=True)
+    sim = Simulator(config, build=build, schema=schema, capture_dir=capture_dir, graph_schema=graph_schema)
+    files = None
+    if cert_file is not None and key_file is not None:
+        files = TlsFiles(cert_file=cert_file, key_file=key_file)
+    elif tls:
+        files = generate(tls_dir or Path(tempfile.mkdtemp(prefix="ews-sim-tls-")))
+    base = f"{'https' if files else 'http'}://{host}:{port}"
+    click.echo(f"EWS simulator on {base}/EWS/Exchange.asmx (strict={strict})", err=True)
+    click.echo(f"Graph on {base}/v1.0, tokens from {base}/<tenant>/oauth2/v2.0/token", err=True)
+    if files is not None and files.ca_file is not None:
+        click.echo(f"CA file: {files.ca_file}", err=True)
+    serve(sim, host, port, ssl_context=files.server_context() if files else None)
 
 
 def _fail(message: str) -> None:
@@ -107,13 +157,64 @@ def tenant() -> None:
     """Tenants and their Exchange connection."""
 
 
+def _backend_params() -> list[click.Option]:
+    """One option per setting of every backend, named as the backend declares (``--ews-url``, ``--client-id``)."""
+    from downsync.backends import backends
+
+    params = []
+    for spec in backends().values():
+        for name, info in spec.options.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            flag = str(extra.get("option") or f"--{spec.name}-{name.replace('_', '-')}")
+            kind = click.Path(exists=True, dir_okay=False, path_type=Path) if extra.get("file") else str
+            params.append(
+                click.Option(
+                    [flag, f"{spec.name}__{name}"],
+                    type=kind,
+                    default=None,
+                    help=f"[{spec.name}] {info.description or name}" + (" (a file)" if extra.get("file") else ""),
+                )
+            )
+    return params
+
+
+def _backend_values(backend: str, given: dict[str, object]) -> dict[str, object]:
+    """The chosen backend's settings from the options given; another backend's option is a mistake."""
+    from downsync.backends import backend as lookup
+    from downsync.backends import secret_fields
+
+    spec = lookup(backend)
+    values: dict[str, object] = {}
+    for key, value in given.items():
+        owner, _, name = key.partition("__")
+        if value is None:
+            continue
+        if owner != backend:
+            flag = next(p.opts[0] for p in _backend_params() if p.name == key)
+            _fail(f"{flag} is a setting of the {owner} backend, not of {backend}")
+        values[name] = value.read_text() if isinstance(value, Path) else value
+    for name in secret_fields(spec.options):
+        field = spec.options.model_fields[name]
+        if name not in values and field.is_required():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            values[name] = click.prompt(str(extra.get("option", name)).lstrip("-"), hide_input=True)
+    return values
+
+
+def _tenant_create_command(func: Any) -> Any:
+    for param in reversed(_backend_params()):
+        func.__click_params__ = [*getattr(func, "__click_params__", []), param]
+    return func
+
+
 @tenant.command("create")
 @click.argument("name")
-@click.option("--ews-url", required=True, help="The EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx")
-@click.option("--ews-username", required=True, help="The service account that impersonates the mailboxes.")
-@click.option("--ews-password", required=True, prompt=True, hide_input=True, help="Its password (prompted if absent).")
-@click.option("--auth-type", type=click.Choice(["basic", "ntlm"]), default="basic", show_default=True)
-@click.option("--build", default="15.1.2507.6", show_default=True, help="Exchange build, so exchangelib never probes.")
+@click.option(
+    "--backend",
+    default="ews",
+    show_default=True,
+    help="The calendar backend: ews (Exchange Server), graph (Microsoft 365), memory (tests).",
+)
 @click.option(
     "--busy-types",
     default="Busy,OOF,Tentative,WorkingElsewhere",
@@ -127,42 +228,33 @@ def tenant() -> None:
     show_default=True,
     help="A failed availability lookup shows the attendee busy (closed) or free.",
 )
-def tenant_create(
-    name: str,
-    ews_url: str,
-    ews_username: str,
-    ews_password: str,
-    auth_type: str,
-    build: str,
-    busy_types: str,
-    availability_on_error: str,
-) -> None:
-    """Add a tenant."""
+@_tenant_create_command
+def tenant_create(name: str, backend: str, busy_types: str, availability_on_error: str, **given: object) -> None:
+    """Add a tenant on a calendar backend, with that backend's settings."""
+    from downsync.backends import BackendError
     from downsync.db import check_migrated, session_scope
     from downsync.tenants import TenantError, create_tenant
 
     _check_store(check_migrated)
     try:
+        options = _backend_values(backend, given)
         with session_scope() as session:
             created = create_tenant(
                 session,
                 name,
-                ews_url,
-                ews_username,
-                ews_password,
-                auth_type,
-                build,
+                backend,
+                options,
                 busy_types=busy_types,
                 availability_on_error=availability_on_error,
             )
-            click.echo(f"tenant {created.name} created (id {created.id})")
-    except TenantError as exc:
+            click.echo(f"tenant {created.name} created (id {created.id}, backend {created.backend})")
+    except (TenantError, BackendError) as exc:
         _fail(str(exc))
 
 
 @tenant.command("list")
 def tenant_list() -> None:
-    """The tenants and their Exchange endpoints (never their passwords)."""
+    """The tenants, their backends and settings (never their secrets)."""
     from sqlmodel import select
 
     from downsync.db import check_migrated, session_scope
@@ -171,7 +263,8 @@ def tenant_list() -> None:
     _check_store(check_migrated)
     with session_scope() as session:
         for row in session.exec(select(Tenant).order_by(Tenant.name)):
-            click.echo(f"{row.name}\t{row.ews_url}\t{row.ews_username}\t{row.ews_auth_type}\t{row.ews_build}")
+            options = " ".join(f"{k}={v}" for k, v in sorted(row.backend_options.items()))
+            click.echo(f"{row.name}\t{row.backend}\t{options}")
 
 
 @main.group()
@@ -221,7 +314,6 @@ def api(host: str, port: int, workers: int) -> None:
 
 
 @main.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--beat/--no-beat", default=True, show_default=True, help="Run the periodic sweep in this worker.")
 @click.option(
     "--supervise/--no-supervise",
     default=True,
@@ -229,16 +321,15 @@ def api(host: str, port: int, workers: int) -> None:
     help="Restart the Celery worker when it dies (e.g. Celery giving up on a lost broker).",
 )
 @click.pass_context
-def worker(ctx: click.Context, beat: bool, supervise: bool) -> None:
+def worker(ctx: click.Context, supervise: bool) -> None:
     """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
     from downsync.db import check_migrated
-    from downsync.settings import get_settings
 
     _check_store(check_migrated)
     if supervise:
         from downsync.supervise import supervise as run_supervised
 
-        child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise", "--beat" if beat else "--no-beat"]
+        child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise"]
         sys.exit(run_supervised([*child, *ctx.args]))
     from worker.celery_app import app as celery_app
 
@@ -249,10 +340,6 @@ def worker(ctx: click.Context, beat: bool, supervise: bool) -> None:
         args.append("--pool=threads")
     if not any(a.startswith(("--concurrency", "-c")) for a in extra):
         args.append("--concurrency=8")
-    if beat:
-        schedule = Path(get_settings().state_dir) / "celerybeat-schedule"
-        schedule.parent.mkdir(parents=True, exist_ok=True)
-        args += ["--beat", f"--schedule={schedule}"]
     celery_app.worker_main([*args, *extra])
 
 

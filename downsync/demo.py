@@ -72,15 +72,19 @@ def _prepare_store(ews_url: str) -> str:
     from sqlmodel import select
 
     from downsync import db
-    from downsync.models import Tenant
+    from downsync.models import Tenant, utcnow
     from downsync.tenants import create_tenant, create_token, encrypt_secret
 
     db.upgrade()
+    options = {"url": ews_url, "username": f"svc@{DEMO_DOMAIN}", "password": "demo"}
     with db.session_scope() as session:
         found = session.exec(select(Tenant).where(Tenant.name == DEMO_TENANT)).first()
         if found is None:
-            create_tenant(session, DEMO_TENANT, ews_url, f"svc@{DEMO_DOMAIN}", "demo")
+            create_tenant(session, DEMO_TENANT, "ews", options)
         else:
-            found.ews_url, found.ews_password_encrypted = ews_url, encrypt_secret("demo")
+            # The simulator's port may differ from the last run's.
+            found.backend_options = {**found.backend_options, "url": ews_url}
+            found.backend_secrets = {"password": encrypt_secret("demo")}
+            found.updated_at = utcnow()
             session.add(found)
         return create_token(session, DEMO_TENANT, ["availability", "sync"])

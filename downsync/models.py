@@ -7,6 +7,7 @@ version; each ``Job`` is one accepted call, with a ``JobResult`` per mailbox tha
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,19 +22,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_tag_id() -> str:
+    return uuid.uuid4().hex
+
+
 class Tenant(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True, index=True)
-    ews_url: str = Field(max_length=500)
-    ews_username: str = Field(max_length=320)
-    # Encrypted with the settings' secret key; never logged.
-    ews_password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
-    ews_auth_type: str = Field(default="basic", max_length=20)
-    ews_build: str = Field(default="15.1.2507.6", max_length=40)
+    # Written into every item's tag, so tenants sharing one Exchange organisation never touch each other's items.
+    tag_id: str = Field(default_factory=new_tag_id, max_length=32, unique=True)
+    # Which calendar backend (a package under downsync/backends) and its settings; secret settings are kept
+    # apart, each encrypted with the settings' secret key, and never logged.
+    backend: str = Field(default="ews", max_length=40)
+    backend_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    backend_secrets: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Availability: which free/busy states count as unavailable, and what a failed lookup reports.
     busy_types: str = Field(default="Busy,OOF,Tentative,WorkingElsewhere", max_length=100)
     availability_on_error: str = Field(default="closed", max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiToken(SQLModel, table=True):
@@ -61,26 +68,42 @@ class Event(SQLModel, table=True):
     desired: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Normalised addresses of the mailboxes that must hold the event now.
     present: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The latest write's correlation id, on the log lines of the work it caused.
+    correlation_id: str = Field(default="-", max_length=200)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Placement(SQLModel, table=True):
+    """The event in one mailbox: the unit of work, claimed by one worker at a time under a lease."""
+
     __table_args__ = (
         UniqueConstraint("event_pk", "mailbox"),
-        Index("ix_placement_pending", "done_version", "target_version"),
+        Index("ix_placement_due", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int = Field(foreign_key="tenant.id", index=True)
     event_pk: int = Field(foreign_key="event.id", index=True)
     mailbox: str = Field(max_length=320)
+    # The item the mailbox holds for the event after the last success; None when it holds none.
     item_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The event version this mailbox must reach, and the last version a task finished (either way).
     target_version: int = 0
     done_version: int = 0
     last_code: str | None = Field(default=None, max_length=100)
-    # Tries at the current target; the retry limit counts these, whatever the broker re-delivered.
     attempts: int = 0
+    # When the placement is next runnable: to reach its target, after a back-off, or to verify that a write of
+    # an earlier try did not land late. None when there is nothing to do.
+    due_at: datetime | None = None
+    # The claim: whoever holds an unexpired lease is the only one who may write this mailbox's item.
+    lease_token: str | None = Field(default=None, max_length=32)
+    lease_expires_at: datetime | None = None
+    # A write of an earlier claim may have been on its way to Exchange until then (its lease ran out, or its call
+    # ended without an answer); no second create before that time plus the settle time.
+    inflight_until: datetime | None = None
+    # The time budget for transient failures runs from the first try at the current target.
+    first_tried_at: datetime | None = None
+    # A message for this placement was handed to the broker then and not consumed yet.
     enqueued_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -106,11 +129,17 @@ class Job(SQLModel, table=True):
 
 
 class JobResult(SQLModel, table=True):
-    __table_args__ = (Index("ix_jobresult_pending", "tenant_id", "mailbox", "error_code"),)
+    __table_args__ = (
+        Index("ix_jobresult_pending", "tenant_id", "mailbox", "error_code"),
+        Index("ix_jobresult_placement", "event_pk", "mailbox", "error_code"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
     tenant_id: int = Field(foreign_key="tenant.id")
+    # The job's event and version, so a worker finishes a placement's results without reading the jobs.
+    event_pk: int = Field(foreign_key="event.id")
+    version: int
     position: int
     email: str = Field(max_length=320)
     mailbox: str = Field(max_length=320)

@@ -28,7 +28,7 @@ def _since(text: str) -> datetime:
 
 def reopen(job_id: str | None, since: str | None, tenant_name: str | None) -> tuple[list[int], list[int]]:
     """Reopen the failed results of one job or of every failed job since a time; enqueue their placements."""
-    from worker.enqueue import enqueue_placements
+    from downsync.queue import default_queue
 
     with session_scope() as session:
         if job_id:
@@ -53,7 +53,7 @@ def reopen(job_id: str | None, since: str | None, tenant_name: str | None) -> tu
         placements: list[int] = []
         for job in jobs:
             placements += reopen_failed(session, job)
-    enqueue_placements(sorted(set(placements)))
+    default_queue().enqueue(sorted(set(placements)))
     return [i for i in to_run if i is not None], sorted(set(placements))
 
 

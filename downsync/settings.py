@@ -31,19 +31,23 @@ class Settings(BaseSettings):
     postback_wait_max_seconds: float = Field(default=60.0, ge=0, le=600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
-    # Exchange calls from workers. Retry delays stay far below the broker's visibility timeout, or
-    # Redis would hand a waiting task to a second worker.
+    # Exchange calls from workers.
     exchange_timeout_seconds: float = Field(default=30.0, gt=0)
-    retry_max_attempts: int = Field(default=30, ge=1)
+    # Transient failures are retried with exponential back-off (never sooner than the server asks) until this
+    # long after the first try; throttling alone never makes a result final.
+    retry_budget_seconds: float = Field(default=86400.0, gt=0)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
-    # A pair's lock lives this long unless its holder renews it (every third of it) while working.
-    pair_lock_seconds: float = Field(default=15.0, ge=1)
-
-    # The sweep re-enqueues pending work whose task was lost (broker restart, killed worker).
-    sweep_interval_seconds: float = Field(default=30.0, gt=0)
-    sweep_stale_seconds: float = Field(default=300.0, gt=0)
+    # A worker's claim on a placement lives this long unless renewed (every third of it) while it works;
+    # a killed or stalled worker's work is runnable again this soon.
+    lease_seconds: float = Field(default=15.0, ge=1)
+    # How long a write sent to Exchange may still land after its sender lost track of it (timed out, vanished):
+    # no second create for the mailbox before then, and a check for a late copy after it.
+    settle_seconds: float = Field(default=60.0, ge=0)
+    # The dispatcher: how often each worker looks for due work, and when a message not consumed yet is sent again.
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    redeliver_seconds: float = Field(default=30.0, gt=0)
 
     # Availability (synchronous).
     availability_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
@@ -55,14 +59,8 @@ class Settings(BaseSettings):
     def _defaults_and_limits(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{Path(self.state_dir) / 'downsync.db'}"
-        if self.sweep_stale_seconds <= self.retry_max_seconds:
-            raise ValueError(
-                "sweep_stale_seconds must exceed retry_max_seconds, or the sweep duplicates waiting retries"
-            )
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
             raise ValueError("DOWNSYNC_SECRET_KEY must be set to a secret of your own in production")
-        if self.retry_max_seconds * 4 > self.broker_visibility_timeout_seconds:
-            raise ValueError("retry_max_seconds must stay well below broker_visibility_timeout_seconds")
         return self
 
     @property

@@ -1,47 +1,19 @@
-"""The Celery application: Redis broker, late acks, task events for Flower, the periodic sweep."""
+"""The Celery application of the workers: the shared broker configuration, logging, Sentry, and the dispatcher
+that every worker process runs beside its tasks."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready, worker_shutdown
 
 from downsync.observability import LOG_FORMAT, ContextFilter, init_sentry, quiet_libraries
-from downsync.settings import Settings, get_settings
+from downsync.queue import make_celery
+from downsync.settings import get_settings
+from worker import runtime
 
-CONVERGE_TASK = "downsync.converge"
-SWEEP_TASK = "downsync.sweep"
-
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("downsync", broker=settings.redis_url, include=["worker.tasks"])
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_default_queue="downsync",
-        # Flower shows every task from these events.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        broker_connection_retry_on_startup=True,
-        broker_connection_timeout=2,
-        broker_transport_options={
-            # Every retry countdown stays far below this, or Redis would hand the task to a second worker.
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            "socket_connect_timeout": 2,
-            "socket_timeout": 10,
-        },
-        beat_schedule={"sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds}},
-    )
-    return app
-
-
-app = make_celery(get_settings())
+app = make_celery(get_settings(), include=["worker.tasks"])
 
 
 @after_setup_logger.connect
@@ -57,3 +29,13 @@ def _log_with_context(logger: logging.Logger, *args: Any, **kwargs: Any) -> None
 @worker_init.connect
 def _sentry(**kwargs: Any) -> None:
     init_sentry(get_settings(), "worker")
+
+
+@worker_ready.connect
+def _dispatch(**kwargs: Any) -> None:
+    runtime.start_dispatcher(app)
+
+
+@worker_shutdown.connect
+def _stop(**kwargs: Any) -> None:
+    runtime.stop()

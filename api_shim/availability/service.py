@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlmodel import Session
 
 from api_shim.availability.schemas import AttendeeQuery
+from api_shim.errors import ApiError
 from api_shim.fields import format_time
-from downsync.exchange.availability import Busy, Lookup
-from downsync.exchange.connection import Connection
+from downsync.core.converge import TenantUnusable
+from downsync.core.model import Busy
 from downsync.models import Tenant
 from downsync.settings import Settings
+from downsync.tenants import gateway_for
 
 
 def merged(
@@ -43,13 +46,17 @@ def answer(
     deadline_seconds: float,
     settings: Settings,
 ) -> list[dict[str, object]]:
+    deadline = time.monotonic() + deadline_seconds
     tenant = session.get(Tenant, tenant_id)
     assert tenant is not None
-    connection = Connection.for_tenant(tenant, timeout=settings.exchange_timeout_seconds)
+    try:
+        gateway = gateway_for(tenant, settings)
+    except TenantUnusable as exc:
+        raise ApiError(500, "ErrorInternalServerError", str(exc)) from exc
     session.close()  # the lookup may take seconds; it needs no connection to the store
     # Each address is asked once, however often it is listed.
     unique = list(dict.fromkeys(e.email.lower() for e in entries))
-    answers = Lookup(connection, settings.availability_concurrency)(unique, start, end, deadline_seconds)
+    answers = gateway.free_busy(unique, start, end, deadline)
     busy_types = {t.strip() for t in tenant.busy_types.split(",") if t.strip()}
     fail_open = (on_error or tenant.availability_on_error) == "free"
     out: list[dict[str, object]] = []

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from downsync.db import check_migrated, get_engine
-from worker import locks
+from downsync.embedded import redis_answers
+from downsync.settings import get_settings
 
 router = APIRouter(tags=["health"])
 
@@ -27,11 +28,7 @@ def readyz() -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is shown
         checks["database"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
-    try:
-        locks.client().ping()
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+    checks["broker"] = "ok" if redis_answers(get_settings().redis_url) else "error: Redis does not answer"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503

@@ -6,11 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api_shim.deps import PrincipalDep, SessionDep, SyncPrincipal
+from api_shim.deps import PrincipalDep, QueueDep, SessionDep, SyncPrincipal
 from api_shim.fields import UtcTime
 from api_shim.jobs import service
 from api_shim.jobs.schemas import JobPage, JobView
-from worker.enqueue import enqueue_placements
 
 router = APIRouter(prefix=service.JOBS_PATH, tags=["jobs"])
 State = Literal["pending", "succeeded", "partial", "failed"]
@@ -41,9 +40,9 @@ def list_jobs(
     status_code=202,
     summary="Run again every mailbox of the job whose code is not NoError",
 )
-def retry_job(job_id: str, session: SessionDep, principal: SyncPrincipal) -> JobView:
+def retry_job(job_id: str, session: SessionDep, principal: SyncPrincipal, queue: QueueDep) -> JobView:
     placement_ids = service.retry(session, principal.tenant_id, job_id)
     session.commit()
-    enqueue_placements(placement_ids)
+    queue.enqueue(placement_ids)
     job = service.get_job(session, principal.tenant_id, job_id)
     return JobView.of(job, service.results(session, job.id))

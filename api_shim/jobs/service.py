@@ -45,21 +45,27 @@ class Snapshot:
         return all(r.error_code != PENDING for r in self.results)
 
 
-def snapshot(job_id: str) -> Snapshot:
+def snapshot(job_id: str) -> Snapshot | None:
     with Session(get_engine(), expire_on_commit=False) as session:
         job = session.get(Job, job_id)
-        assert job is not None
+        if job is None:
+            return None
         return Snapshot(job, results(session, job_id))
 
 
-async def wait_for(job_id: str, seconds: float) -> Snapshot:
+def job_exists(job_id: str) -> bool:
+    with Session(get_engine()) as session:
+        return session.get(Job, job_id) is not None
+
+
+async def wait_for(job_id: str, seconds: float) -> Snapshot | None:
     """Poll the store until every mailbox of the job has a final code, or the time is up."""
     deadline = time.monotonic() + seconds
     pause = 0.05
     while True:
         current = await run_in_threadpool(snapshot, job_id)
         remaining = deadline - time.monotonic()
-        if current.final or remaining <= 0:
+        if current is None or current.final or remaining <= 0:
             return current
         await asyncio.sleep(min(pause, remaining))
         pause = min(pause * 1.5, 0.25)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.deps import AvailabilityPrincipal, CorrelationDep, SessionDep, SettingsDep, SyncPrincipal
+from api_shim.deps import AvailabilityPrincipal, CorrelationDep, QueueDep, SessionDep, SettingsDep, SyncPrincipal
 from api_shim.fields import Email, EventId
 from api_shim.meeting import service
 from api_shim.meeting.schemas import MeetingCreate, MeetingDelete, MeetingPatch, MeetingResult, MeetingView
@@ -33,6 +33,7 @@ async def create(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
@@ -44,7 +45,7 @@ async def create(
         # transaction ends first, or (on SQLite) it would hold the lock the wait needs to read the job.
         await run_in_threadpool(session.rollback)
         return await answer(repeat.job_id, wait, settings, single=True)
-    return await finish(session, accepted, wait, settings, single=True)
+    return await finish(session, accepted, wait, settings, queue, single=True)
 
 
 @router.patch("", responses=RESPONSES, summary="Change the fields present; attendees are notified")
@@ -54,12 +55,13 @@ async def patch(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.patch, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, single=True)
+    return await finish(session, accepted, wait, settings, queue, single=True)
 
 
 @router.delete("", responses=RESPONSES, summary="Cancel the meeting; attendees get the cancellation")
@@ -69,12 +71,13 @@ async def delete(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.delete, session, principal, body.id, body.organizerEmail, correlation_id)
-    return await finish(session, accepted, wait, settings, single=True)
+    return await finish(session, accepted, wait, settings, queue, single=True)
 
 
 @router.get(

@@ -11,15 +11,17 @@ from sqlmodel import Session, col, select
 from api_shim.errors import ApiError
 from api_shim.fields import format_time
 from api_shim.meeting.schemas import AttendeeView, MeetingCreate, MeetingPatch, MeetingView
-from downsync.exchange import meetings
-from downsync.exchange.connection import Connection, account
-from downsync.exchange.errors import ExchangeError
+from downsync.core.converge import TenantUnusable
+from downsync.core.errors import MAILBOX_NOT_FOUND, GatewayError
+from downsync.core.model import MEETING, Invitee, Meeting, Tag
 from downsync.jobs import Accepted, Listed, accept_write
-from downsync.models import Event, Job, Tenant
+from downsync.models import Event, Job, Placement, Tenant
 from downsync.settings import Settings
-from downsync.tenants import Principal
+from downsync.tenants import Principal, gateway_for
 
-KIND = meetings.KIND
+KIND = MEETING
+# The contract's location for an online meeting, made one where the tenant's backend can (Microsoft Graph).
+TEAMS = "ms teams"
 
 
 def not_found(organizer: str) -> ApiError:
@@ -27,10 +29,11 @@ def not_found(organizer: str) -> ApiError:
 
 
 def _fingerprint(body: MeetingCreate) -> str:
+    """What makes two creates the same meeting: every field but the correlation id; addresses and the order of
+    attendees do not count."""
     data = body.model_dump(mode="json", exclude={"salesforceCorrelationId"})
     data["organizerEmail"] = data["organizerEmail"].lower()
-    for attendee in data["attendees"]:
-        attendee["email"] = attendee["email"].lower()
+    data["attendees"] = sorted((a["email"].lower(), a["isRequired"]) for a in data["attendees"])
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -46,13 +49,14 @@ def _desired(
 ) -> dict[str, Any]:
     # Each attendee once; the organizer is not their own attendee.
     people = [a for a in dedupe_attendees(attendees) if a["email"].lower() != organizer.lower()]
-    meeting = meetings.Meeting(
+    meeting = Meeting(
         subject=subject,
         body=body,
         location=location,
         start=start,
         end=end,
-        attendees=tuple(meetings.Invitee(a["email"], a["required"]) for a in people),
+        attendees=tuple(Invitee(a["email"], a["required"]) for a in people),
+        online=(location or "").strip().lower() == TEAMS,
     )
     return {**meeting.to_json(), "organizerEmail": organizer, "createdFrom": created_from}
 
@@ -67,8 +71,17 @@ def dedupe_attendees(attendees: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _active(event: Event) -> bool:
-    return event.version > 0 and bool(event.present)
+def _exists(session: Session, event: Event) -> bool:
+    """Whether the meeting is taken: its create is pending, or it is in the organizer's calendar. A create that
+    failed for good leaves nothing behind, so its id is free again."""
+    if event.version == 0 or not event.present:
+        return False
+    organizer = session.exec(
+        select(Placement).where(Placement.event_pk == event.id, Placement.mailbox == event.present[0])
+    ).first()
+    if organizer is None:
+        return False
+    return organizer.done_version < organizer.target_version or organizer.item_id is not None
 
 
 class RepeatedCreate(Exception):
@@ -93,7 +106,7 @@ def create(session: Session, principal: Principal, body: MeetingCreate, correlat
     )
 
     def vacant(event: Event) -> None:
-        if not _active(event):
+        if not _exists(session, event):
             return
         if event.desired.get("createdFrom") != fingerprint:
             raise ApiError(
@@ -120,9 +133,9 @@ def create(session: Session, principal: Principal, body: MeetingCreate, correlat
     )
 
 
-def _owned_by(organizer: str) -> Any:
+def _owned_by(session: Session, organizer: str) -> Any:
     def check(event: Event) -> None:
-        if not _active(event) or event.desired.get("organizerEmail", "").lower() != organizer.lower():
+        if not _exists(session, event) or event.desired.get("organizerEmail", "").lower() != organizer.lower():
             raise not_found(organizer)
 
     return check
@@ -133,7 +146,7 @@ def patch(session: Session, principal: Principal, body: MeetingPatch, correlatio
 
     def merged(event: Event) -> dict[str, Any]:
         # Built from the locked row, so two PATCHes at once each apply on top of the other.
-        current = meetings.Meeting.from_json(event.desired)
+        current = Meeting.from_json(event.desired)
         start = body.startTime if "startTime" in given and body.startTime else current.start
         end = body.endTime if "endTime" in given and body.endTime else current.end
         if end <= start:
@@ -169,7 +182,7 @@ def patch(session: Session, principal: Principal, body: MeetingPatch, correlatio
         present=[body.organizerEmail.lower()],
         listed=[Listed(body.organizerEmail)],
         correlation_id=correlation_id,
-        precondition=_owned_by(body.organizerEmail),
+        precondition=_owned_by(session, body.organizerEmail),
     )
 
 
@@ -186,19 +199,23 @@ def delete(
         present=[],
         listed=[Listed(organizer_email)],
         correlation_id=correlation_id,
-        precondition=_owned_by(organizer_email),
+        precondition=_owned_by(session, organizer_email),
     )
 
 
 def read(session: Session, principal: Principal, event_id: str, organizer: str, settings: Settings) -> MeetingView:
     tenant = session.get(Tenant, principal.tenant_id)
     assert tenant is not None
-    connection = Connection.for_tenant(tenant, timeout=settings.exchange_timeout_seconds)
+    try:
+        gateway = gateway_for(tenant, settings)
+    except TenantUnusable as exc:
+        raise ApiError(500, "ErrorInternalServerError", str(exc)) from exc
+    tag = Tag(tenant.tag_id, KIND, event_id)
     session.close()
     try:
-        view = meetings.read_meeting(account(connection, organizer), event_id)
-    except ExchangeError as exc:
-        if exc.code == "ErrorMailRecipientNotFound":
+        view = gateway.read_meeting(organizer, tag)
+    except GatewayError as exc:
+        if exc.code == MAILBOX_NOT_FOUND:
             raise not_found(organizer) from exc
         raise ApiError(
             502, exc.code, f"Exchange did not answer the read: {exc.message}", headers={"Retry-After": "5"}
@@ -214,6 +231,7 @@ def read(session: Session, principal: Principal, event_id: str, organizer: str, 
         startTime=format_time(view.start),
         endTime=format_time(view.end),
         attendees=[
-            AttendeeView(email=e, isRequired="true" if r else "false", response=resp) for e, r, resp in view.attendees
+            AttendeeView(email=a.email, isRequired="true" if a.required else "false", response=a.response)
+            for a in view.attendees
         ],
     )

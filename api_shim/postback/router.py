@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.deps import CorrelationDep, SessionDep, SettingsDep, SyncPrincipal
+from api_shim.deps import CorrelationDep, QueueDep, SessionDep, SettingsDep, SyncPrincipal
 from api_shim.postback import service
 from api_shim.postback.schemas import MailboxResult, PostbackCreate, PostbackDelete, PostbackUpdate
 from api_shim.writes import WaitQuery, body_correlation, finish
@@ -35,12 +35,13 @@ async def create(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings)
+    return await finish(session, accepted, wait, settings, queue)
 
 
 @router.put(
@@ -55,12 +56,13 @@ async def update(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.update, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings)
+    return await finish(session, accepted, wait, settings, queue)
 
 
 @router.delete(
@@ -75,9 +77,10 @@ async def delete(
     session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
+    queue: QueueDep,
     correlation_id: CorrelationDep,
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     accepted = await run_in_threadpool(service.delete, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings)
+    return await finish(session, accepted, wait, settings, queue)

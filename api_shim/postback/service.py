@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from sqlmodel import Session
 
 from api_shim.postback.schemas import EventState, PostbackCreate, PostbackDelete, PostbackUpdate
-from downsync.exchange.appointments import Appointment
+from downsync.core.model import POSTBACK, Appointment
 from downsync.jobs import Accepted, Listed, accept_write
 from downsync.tenants import Principal
 
-KIND = "postback"
+KIND = POSTBACK
 
 
 def dedupe(emails: Iterable[str]) -> list[Listed]:

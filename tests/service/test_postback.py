@@ -184,7 +184,7 @@ def test_the_same_postback_twice_changes_nothing(service: Stack, sim: SimClient)
 
 
 def test_back_to_back_postbacks_with_two_workers_end_as_the_last_says(service: Stack, sim: SimClient) -> None:
-    service.start_worker(concurrency=4, beat=False)
+    service.start_worker(concurrency=4)
     deleted, kept = event_id(), event_id()
     steps = []
     for eid in (deleted, kept):

@@ -44,26 +44,44 @@ def test_half_the_calls_throttled_all_mailboxes_end_with_no_error(service: Stack
     assert waits and min(waits) >= 0.4 - 0.05, waits
 
 
-def test_permanent_codes_are_final_at_once_and_do_not_hold_up_others(service: Stack, sim: SimClient) -> None:
+def test_permanent_codes_are_final_at_once_and_throttling_never_is(service: Stack, sim: SimClient) -> None:
     service.stop_workers()
-    service.start_worker(retry_max_attempts="5")
+    service.start_worker(retry_budget_seconds="3")
     sim.fault(operation="FindItem", mailbox="bob@contoso.com", responseCode="ErrorAccessDenied")
-    sim.fault(operation="FindItem", mailbox="carol@contoso.com", responseCode="ErrorServerBusy")
+    sim.fault(operation="FindItem", mailbox="carol@contoso.com", responseCode="ErrorMailboxStoreUnavailable")
+    sim.fault(operation="FindItem", mailbox="dave@contoso.com", responseCode="ErrorServerBusy", backOffMilliseconds=300)
     eid = event_id()
-    response = service.postback("POST", create_body(eid), wait=0)
-    job = service.wait_job(response.headers["X-Job-Id"], timeout=90)
-    results = {r["email"]: r for r in job["results"]}
-    assert job["state"] == "partial"
+    people = ("bob@contoso.com", "carol@contoso.com", "dave@contoso.com")
+    attendees = [{"email": e, "isRequired": "true"} for e in people]
+    response = service.postback("POST", create_body(eid, attendees=attendees), wait=0)
+    job_id = response.headers["X-Job-Id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        results = {r["email"]: r for r in service.job(job_id)["results"]}
+        if results["carol@contoso.com"]["errorCode"] != "Pending":
+            break
+        time.sleep(0.2)
     assert (results["alice@contoso.com"]["errorCode"], results["alice@contoso.com"]["attempts"]) == ("NoError", 1)
     assert (results["bob@contoso.com"]["errorCode"], results["bob@contoso.com"]["attempts"]) == ("ErrorAccessDenied", 1)
-    # Transient, but never cleared: after the retry limit the last code is final.
-    assert (results["carol@contoso.com"]["errorCode"], results["carol@contoso.com"]["attempts"]) == (
-        "ErrorServerBusy",
-        5,
-    )
-    assert "cannot service this request" in results["carol@contoso.com"]["message"]
-    assert results["alice@contoso.com"]["updatedAt"] <= results["carol@contoso.com"]["updatedAt"]
-    assert len(tagged(sim, "alice@contoso.com", eid)) == 1 and tagged(sim, "bob@contoso.com", eid) == []
+    # A transient failure that never clears is final once the retry budget is spent.
+    assert results["carol@contoso.com"]["errorCode"] == "ErrorMailboxStoreUnavailable"
+    assert results["carol@contoso.com"]["attempts"] > 1
+    # Throttling only asks to wait: still pending long after the budget, with the server's words, never final.
+    time.sleep(2)
+    dave = service.job(job_id)["results"][3]
+    assert dave["errorCode"] == "Pending" and dave["attempts"] > 2
+    assert "cannot service" in dave["message"]
+    assert service.job(job_id)["state"] == "pending"
+    sim.clear_faults()
+    job = service.wait_job(job_id, timeout=30)
+    assert [r["errorCode"] for r in job["results"]] == [
+        "NoError",
+        "ErrorAccessDenied",
+        "ErrorMailboxStoreUnavailable",
+        "NoError",
+    ]
+    assert job["state"] == "partial"
+    assert len(tagged(sim, "dave@contoso.com", eid)) == 1 and tagged(sim, "bob@contoso.com", eid) == []
 
 
 def test_a_worker_killed_mid_job_leaves_no_duplicate(service: Stack, sim: SimClient) -> None:

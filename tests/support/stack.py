@@ -28,17 +28,16 @@ from downsync.embedded import EmbeddedRedis, free_port, redis_answers, start_red
 POSTGRES_ADMIN_URL = os.environ.get("DOWNSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MACHINE_REDIS_URL = os.environ.get("DOWNSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 BIN = Path(sys.executable).parent
-# Fast retries and sweeps, so recovery paths finish within a test.
+# Fast retries, leases and dispatch, so recovery paths finish within a test.
 TEST_SETTINGS = {
     "DOWNSYNC_ENVIRONMENT": "test",
     "DOWNSYNC_RETRY_BASE_SECONDS": "0.1",
     "DOWNSYNC_RETRY_MAX_SECONDS": "1",
-    # Half the calls throttled and two calls a try: 40 tries leave one mailbox in 100,000 unfinished.
-    "DOWNSYNC_RETRY_MAX_ATTEMPTS": "40",
-    "DOWNSYNC_SWEEP_INTERVAL_SECONDS": "1",
-    "DOWNSYNC_SWEEP_STALE_SECONDS": "10",
     "DOWNSYNC_EXCHANGE_TIMEOUT_SECONDS": "3",
-    "DOWNSYNC_PAIR_LOCK_SECONDS": "3",
+    "DOWNSYNC_LEASE_SECONDS": "3",
+    "DOWNSYNC_SETTLE_SECONDS": "4",
+    "DOWNSYNC_DISPATCH_INTERVAL_SECONDS": "0.3",
+    "DOWNSYNC_REDELIVER_SECONDS": "5",
     "DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS": "3",
 }
 
@@ -150,7 +149,7 @@ class Stack:
         self._wait_until(lambda: self._answers(f"{self.api_url}/healthz"), self.api, "the API did not start")
         return self.api
 
-    def start_worker(self, concurrency: int = 4, beat: bool = True, **settings: str) -> Process:
+    def start_worker(self, concurrency: int = 4, **settings: str) -> Process:
         """A worker; ``settings`` override DOWNSYNC_* variables for this worker only (e.g. retry_max_attempts)."""
         args = [
             "worker",
@@ -159,8 +158,6 @@ class Stack:
             "--without-gossip",
             f"--hostname=w{uuid.uuid4().hex[:6]}@%h",
         ]
-        if not beat:
-            args.insert(1, "--no-beat")
         env = {**self.env, **{f"DOWNSYNC_{k.upper()}": v for k, v in settings.items()}}
         worker = self._spawn("worker", args, env=env)
         worker.special = bool(settings)
@@ -239,7 +236,7 @@ class Stack:
         while self.pending_placements() and time.monotonic() < deadline and self.workers:
             time.sleep(0.1)
         with session_scope(get_engine(self.database_url)) as session:
-            session.exec(update(Placement).values(done_version=Placement.target_version))  # type: ignore[call-overload]
+            session.exec(update(Placement).values(done_version=Placement.target_version, due_at=None))  # type: ignore[call-overload]
         client = redis.Redis.from_url(self.redis_url)
         client.delete("downsync", "unacked", "unacked_index")
 

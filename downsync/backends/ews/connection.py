@@ -12,9 +12,7 @@ from exchangelib.properties import Mailbox
 from exchangelib.protocol import FailFast
 from exchangelib.version import Build, Version
 
-from downsync.exchange import tuning
-from downsync.models import Tenant
-from downsync.tenants import decrypt_secret
+from downsync.backends.ews import EwsOptions, tuning
 
 AUTH_TYPES = {"basic": BASIC, "ntlm": NTLM}
 
@@ -36,15 +34,14 @@ class Connection:
     max_connections: int = 10
 
     @classmethod
-    def for_tenant(cls, tenant: Tenant, timeout: float, max_connections: int = 10) -> Connection:
-        assert tenant.id is not None
+    def from_options(cls, options: EwsOptions, tenant_id: int, timeout: float, max_connections: int = 10) -> Connection:
         return cls(
-            tenant_id=tenant.id,
-            url=tenant.ews_url,
-            username=tenant.ews_username,
-            password=decrypt_secret(tenant.ews_password_encrypted),
-            auth_type=tenant.ews_auth_type,
-            build=tenant.ews_build,
+            tenant_id=tenant_id,
+            url=options.url,
+            username=options.username,
+            password=options.password.get_secret_value(),
+            auth_type=options.auth_type,
+            build=options.build,
             timeout=timeout,
             max_connections=max_connections,
         )

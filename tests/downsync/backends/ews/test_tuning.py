@@ -1,4 +1,4 @@
-"""The two changes downsync makes to exchangelib's behaviour (downsync/exchange/tuning.py)."""
+"""The two changes downsync makes to exchangelib's behaviour (downsync/backends/ews/tuning.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from exchangelib.errors import SessionPoolMinSizeReached
 from exchangelib.protocol import Protocol
 from exchangelib.services import GetFolder
 
-import downsync.exchange.connection  # noqa: F401  (applies the tuning)
+import downsync.backends.ews.connection  # noqa: F401  (applies the tuning)
 
 ENVELOPE = (
     b'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'

@@ -1,0 +1,63 @@
+"""Exchange Web Services through exchangelib: Exchange Server on-premises (and Exchange Online until EWS ends there).
+
+The service account impersonates each mailbox it writes; availability is asked as the service account.
+Nothing outside this package imports exchangelib.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from downsync.backends import Backend, OpenContext
+from downsync.core.gateway import CalendarGateway
+
+
+class EwsOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="The EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx",
+        json_schema_extra={"option": "--ews-url"},
+    )
+    username: str = Field(
+        description="The service account that impersonates the mailboxes.",
+        json_schema_extra={"option": "--ews-username"},
+    )
+    password: SecretStr = Field(description="Its password.", json_schema_extra={"option": "--ews-password"})
+    auth_type: Literal["basic", "ntlm"] = Field(default="basic", json_schema_extra={"option": "--auth-type"})
+    build: str = Field(
+        default="15.1.2507.6",
+        description="The Exchange build, so exchangelib never probes the server's version.",
+        json_schema_extra={"option": "--build"},
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("the EWS URL must start with http:// or https://")
+        return value
+
+    @field_validator("build")
+    @classmethod
+    def _build(cls, value: str) -> str:
+        parts = value.split(".")
+        if not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
+            raise ValueError("the server build looks like 15.1.2507.6")
+        return value
+
+
+def _open(options: EwsOptions, context: OpenContext) -> CalendarGateway:
+    from downsync.backends.ews.gateway import EwsGateway
+
+    return EwsGateway(options, context)
+
+
+BACKEND = Backend(
+    name="ews",
+    summary="Exchange Web Services (Exchange Server on-premises)",
+    options=EwsOptions,
+    open=_open,
+)

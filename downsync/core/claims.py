@@ -1,0 +1,173 @@
+"""Placements claimed under a lease in the store: the fencing every write to a mailbox goes through.
+
+A worker claims a due placement with one conditional UPDATE; while its lease holds, it alone may write
+that mailbox's item, and its outcome is recorded only if the lease is still its own. A claim whose
+holder vanished (killed, stalled, cut off from the store) ends when its lease expires, which is what
+makes the work runnable again; whatever that holder sent may still land until then, so the next claim
+inherits that moment as ``inflight_until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, update
+from sqlmodel import Session, col, select
+
+from downsync.models import PENDING, Event, JobResult, Placement
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    placement_id: int
+    tenant_id: int
+    event_pk: int
+    mailbox: str
+    target: int  # the event version this claim converges to
+    item_id: str | None
+    attempts: int
+    first_tried_at: datetime
+    inflight_until: datetime | None
+    kind: str
+    event_id: str
+    desired: dict[str, Any] | None  # None: the mailbox must not hold the event
+    correlation_id: str = "-"
+
+
+def claim(session: Session, placement_id: int, token: str, now: datetime, lease_seconds: float) -> Claim | None:
+    """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise."""
+    vanished = and_(
+        col(Placement.lease_token).is_not(None),
+        or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
+    )
+    row = session.exec(  # type: ignore[call-overload]
+        update(Placement)
+        .where(
+            col(Placement.id) == placement_id,
+            col(Placement.due_at) <= now,
+            or_(col(Placement.lease_expires_at).is_(None), col(Placement.lease_expires_at) < now),
+        )
+        .values(
+            inflight_until=case((vanished, Placement.lease_expires_at), else_=Placement.inflight_until),
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Placement.attempts + 1,
+            first_tried_at=func.coalesce(Placement.first_tried_at, now),
+            enqueued_at=None,
+            updated_at=now,
+        )
+        .returning(
+            Placement.tenant_id,
+            Placement.event_pk,
+            Placement.mailbox,
+            Placement.item_id,
+            Placement.attempts,
+            Placement.first_tried_at,
+            Placement.inflight_until,
+        )
+    ).first()
+    if row is None:
+        return None
+    # Read after the claim: a write accepted meanwhile only makes the state converged to newer.
+    event = session.exec(
+        select(Event.version, Event.kind, Event.event_id, Event.desired, Event.present, Event.correlation_id).where(
+            Event.id == row.event_pk
+        )
+    ).one()
+    return Claim(
+        token=token,
+        placement_id=placement_id,
+        tenant_id=row.tenant_id,
+        event_pk=row.event_pk,
+        mailbox=row.mailbox,
+        target=event.version,
+        item_id=row.item_id,
+        attempts=row.attempts,
+        first_tried_at=row.first_tried_at,
+        inflight_until=row.inflight_until,
+        kind=event.kind,
+        event_id=event.event_id,
+        desired=dict(event.desired) if row.mailbox in event.present else None,
+        correlation_id=event.correlation_id,
+    )
+
+
+def renew(session: Session, tokens: Iterable[str], now: datetime, lease_seconds: float) -> set[str]:
+    """Extend the unexpired leases among ``tokens``; returns those that are still held."""
+    tokens = list(tokens)
+    if not tokens:
+        return set()
+    rows = session.exec(  # type: ignore[call-overload]
+        update(Placement)
+        .where(col(Placement.lease_token).in_(tokens), col(Placement.lease_expires_at) > now)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(Placement.lease_token)
+    ).all()
+    return {r[0] for r in rows}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one claim ends with. ``code`` None: not final, try again at ``due_at``."""
+
+    code: str | None
+    message: str | None = None
+    item_id: str | None = None
+    due_at: datetime | None = None  # the next run: a retry, or a check for a late-landing write
+    inflight_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    jobs: frozenset[str]  # jobs that had results finished now, to be closed after the commit
+    again: bool  # a newer write was accepted meanwhile: run again at once
+
+
+def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
+    """Record the outcome and end the claim, if the lease is still this claim's; None if it was lost."""
+    final = outcome.code is not None
+    values: dict[str, Any] = {
+        "lease_token": None,
+        "lease_expires_at": None,
+        "inflight_until": outcome.inflight_until,
+        # A write accepted meanwhile is due now, whatever this claim planned.
+        "due_at": case((col(Placement.target_version) > claim.target, now), else_=outcome.due_at),
+        "updated_at": now,
+    }
+    if final:
+        values |= {
+            "done_version": case(
+                (col(Placement.done_version) < claim.target, claim.target), else_=Placement.done_version
+            ),
+            "last_code": outcome.code,
+            "item_id": outcome.item_id,
+            "first_tried_at": None,
+            "attempts": 0,
+        }
+    row = session.exec(  # type: ignore[call-overload]
+        update(Placement)
+        .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
+        .values(**values)
+        .returning(Placement.target_version)
+    ).first()
+    if row is None:
+        return None
+    results: dict[str, Any] = {"attempts": JobResult.attempts + 1, "message": outcome.message, "updated_at": now}
+    if final:
+        results["error_code"] = outcome.code
+    jobs = session.exec(  # type: ignore[call-overload]
+        update(JobResult)
+        .where(
+            col(JobResult.event_pk) == claim.event_pk,
+            col(JobResult.mailbox) == claim.mailbox,
+            col(JobResult.version) <= claim.target,
+            col(JobResult.error_code) == PENDING,
+        )
+        .values(**results)
+        .returning(JobResult.job_id)
+    ).all()
+    return Recorded(jobs=frozenset(j[0] for j in jobs) if final else frozenset(), again=row[0] > claim.target)

@@ -1,0 +1,275 @@
+"""Converging one placement (an event in one mailbox) to the event's latest accepted state.
+
+Claim the placement under a lease, search the mailbox for the event's tagged items, let ``plan.decide``
+say what is needed, do it (checking the lease before every write), and record the outcome only if the
+lease is still ours. Failures are sorted here: the store's are retried (nothing recorded; the lease
+runs out and the work is due again), Exchange's transient ones retried after a back-off never shorter
+than the server asked, within a time budget that throttling alone never exhausts, permanent ones
+recorded, and anything else is a bug, reported once and recorded as ErrorInternalServerError.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, exists
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import select
+
+from downsync import observability
+from downsync.core import plan
+from downsync.core.claims import Claim, Outcome, claim, release
+from downsync.core.errors import Conflict, PermanentError, TransientError, UnclearOutcome
+from downsync.core.gateway import CalendarGateway
+from downsync.core.leases import LeaseKeeper, LeaseLost
+from downsync.core.model import MEETING, Appointment, Meeting, Tag
+from downsync.db import session_scope
+from downsync.jobs import close_jobs
+from downsync.models import NO_ERROR, Event, utcnow
+from downsync.settings import Settings
+
+log = logging.getLogger(__name__)
+INTERNAL = "ErrorInternalServerError"
+MAX_ROUNDS = 6  # re-reads after a stale change key before the try counts as failed
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    name: str
+    tag_id: str
+    gateway: CalendarGateway
+
+
+class TenantUnusable(Exception):
+    """The tenant's settings cannot be used (e.g. its secrets no longer decrypt): final for its work, not a bug."""
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str  # done, retry (due again later), idle (nothing due or someone else's), lost, store-error
+    code: str | None = None
+
+
+def backoff(attempt: int, error: TransientError, settings: Settings) -> float:
+    """Capped exponential back-off with jitter, never shorter than the server asked for."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, error.back_off or 0.0)
+
+
+class Converger:
+    def __init__(
+        self,
+        engine: Engine,
+        tenants: Callable[[int], TenantContext],
+        settings: Settings,
+        leases: LeaseKeeper,
+        now: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.tenants = tenants
+        self.settings = settings
+        self.leases = leases
+        self.now = now
+        self.monotonic = monotonic
+
+    def run(self, placement_id: int) -> Step:
+        """Converge the placement; runs again at once while writes accepted meanwhile are due."""
+        for _ in range(10):
+            step, again = self._once(placement_id)
+            if not again:
+                return step
+        return step
+
+    def _once(self, placement_id: int) -> tuple[Step, bool]:
+        token = uuid.uuid4().hex
+        sent_at = self.monotonic()
+        try:
+            with session_scope(self.engine) as session:
+                claimed = claim(session, placement_id, token, self.now(), self.settings.lease_seconds)
+        except SQLAlchemyError as exc:
+            log.warning("placement %s: the store did not answer the claim: %s", placement_id, exc)
+            return Step("store-error"), False
+        if claimed is None:
+            return Step("idle"), False
+        self.leases.hold(token, sent_at)
+        try:
+            outcome = self._converge(claimed)
+            if outcome is None:
+                return Step("lost"), False
+            return self._record(claimed, outcome)
+        finally:
+            self.leases.release(token)
+
+    def _record(self, claimed: Claim, outcome: Outcome) -> tuple[Step, bool]:
+        for pause in (0.2, 0.5, 1.0, None):
+            try:
+                self.leases.check(claimed.token)
+                with session_scope(self.engine) as session:
+                    recorded = release(session, claimed, outcome, self.now())
+                break
+            except LeaseLost:
+                return Step("lost"), False
+            except SQLAlchemyError as exc:
+                # A store blip: the outcome is tried again while the lease holds; after that the claim simply
+                # expires and the next one converges again, which finds what this one wrote.
+                log.warning("placement %s: the store did not take the outcome: %s", claimed.placement_id, exc)
+                if pause is None:
+                    return Step("store-error"), False
+                time.sleep(pause)
+        if recorded is None:
+            return Step("lost"), False
+        if recorded.jobs:
+            try:
+                with session_scope(self.engine) as session:
+                    close_jobs(session, recorded.jobs)
+            except SQLAlchemyError as exc:  # the dispatcher closes them later
+                log.warning("placement %s: jobs left to close later: %s", claimed.placement_id, exc)
+        if outcome.code is None:
+            return Step("retry"), recorded.again
+        return Step("done", outcome.code), recorded.again
+
+    def _converge(self, claimed: Claim) -> Outcome | None:
+        settle = timedelta(seconds=self.settings.settle_seconds)
+        unsettled = claimed.inflight_until + settle if claimed.inflight_until else None
+        try:
+            observability.correlation_id.set(claimed.correlation_id)
+            tenant = self.tenants(claimed.tenant_id)
+            observability.tenant_name.set(tenant.name)
+            return self._apply(claimed, tenant, unsettled)
+        except LeaseLost:
+            return None
+        except SQLAlchemyError:
+            raise
+        except UnclearOutcome as error:
+            # The write may still land: no second create before it no longer can, and a check after that.
+            return self._retry(claimed, error, inflight_until=self.now())
+        except TransientError as error:
+            return self._retry(claimed, error, inflight_until=claimed.inflight_until)
+        except PermanentError as error:
+            log.info("mailbox %s: %s", claimed.mailbox, error.code)
+            return Outcome(error.code, error.message)
+        except TenantUnusable as error:
+            log.error("placement %s: %s", claimed.placement_id, error)
+            return Outcome(INTERNAL, str(error)[:500])
+        except Exception as exc:  # a bug: reported once (the error log line goes to Sentry), never retried
+            log.exception("placement %s: unexpected failure converging %s", claimed.placement_id, claimed.mailbox)
+            return Outcome(INTERNAL, f"{type(exc).__name__}: {exc}"[:500])
+
+    def _retry(self, claimed: Claim, error: TransientError, inflight_until: datetime | None) -> Outcome:
+        now = self.now()
+        budget = timedelta(seconds=self.settings.retry_budget_seconds)
+        if not error.throttled and now - claimed.first_tried_at >= budget:
+            log.info("mailbox %s: %s after the retry budget", claimed.mailbox, error.code)
+            return Outcome(error.code, error.message)
+        delay = backoff(claimed.attempts, error, self.settings)
+        log.info("mailbox %s: %s, trying again in %.1f s", claimed.mailbox, error.code, delay)
+        return Outcome(None, error.message, due_at=now + timedelta(seconds=delay), inflight_until=inflight_until)
+
+    def _adopt_legacy(self, claimed: Claim) -> bool:
+        """Items tagged before tags named the tenant are this tenant's when no other tenant has this event id."""
+        with session_scope(self.engine) as session:
+            other = session.exec(
+                select(
+                    exists().where(
+                        Event.kind == claimed.kind,
+                        Event.event_id == claimed.event_id,
+                        Event.tenant_id != claimed.tenant_id,
+                    )
+                )
+            ).one()
+        return not other
+
+    def _apply(self, claimed: Claim, tenant: TenantContext, unsettled: datetime | None) -> Outcome:
+        gateway, mailbox = tenant.gateway, claimed.mailbox
+        tag = Tag(tenant.tag_id, claimed.kind, claimed.event_id)
+        is_meeting = claimed.kind == MEETING
+        desired: Appointment | Meeting | None = None
+        if claimed.desired is not None:
+            desired = Meeting.from_json(claimed.desired) if is_meeting else Appointment.from_json(claimed.desired)
+        fingerprint = desired.fingerprint if desired is not None else None
+        adopt: bool | None = None
+        note: str | None = None
+        for _ in range(MAX_ROUNDS):
+            found = gateway.find(mailbox, tag)
+            if adopt is None and any(f.tenant is None and f.ref.id != claimed.item_id for f in found):
+                adopt = self._adopt_legacy(claimed)
+            mine = plan.ours(found, tag.tenant, claimed.item_id, bool(adopt))
+            decision = plan.decide(
+                meeting=is_meeting,
+                fingerprint=fingerprint,
+                found=mine,
+                known_id=claimed.item_id,
+                unsettled_until=unsettled,
+                now=self.now(),
+            )
+            if decision.remove:
+                self.leases.check(claimed.token)
+                gateway.remove(mailbox, decision.remove)
+            if decision.cancel:
+                self.leases.check(claimed.token)
+                gateway.cancel_meeting(mailbox, decision.cancel)
+            if decision.action == plan.WAIT:
+                assert decision.wait_until is not None
+                log.info("mailbox %s: an earlier create may still land; waiting until %s", mailbox, decision.wait_until)
+                return Outcome(
+                    None,
+                    "an earlier write may still reach Exchange; "
+                    f"not creating again before {decision.wait_until:%H:%M:%S}Z",
+                    due_at=decision.wait_until,
+                    inflight_until=claimed.inflight_until,
+                )
+            try:
+                item_id, note = self._write(claimed, gateway, tag, desired, decision)
+            except Conflict as conflict:
+                log.info("mailbox %s: %s; reading again", mailbox, conflict.code)
+                continue
+            break
+        else:
+            raise TransientError("ErrorIrresolvableConflict", "the item kept changing while it was being written")
+        log.info("mailbox %s: %s %s (version %s)", mailbox, claimed.kind, decision.action, claimed.target)
+        # After a write of an earlier try whose outcome was unclear: look once more when it can no longer land.
+        late = unsettled is not None and self.now() < unsettled
+        return Outcome(
+            NO_ERROR,
+            note,
+            item_id=item_id,
+            due_at=unsettled if late else None,
+            inflight_until=claimed.inflight_until if late else None,
+        )
+
+    def _write(
+        self,
+        claimed: Claim,
+        gateway: CalendarGateway,
+        tag: Tag,
+        desired: Appointment | Meeting | None,
+        decision: plan.Decision,
+    ) -> tuple[str | None, str | None]:
+        """Carry out the decision's write; returns the item the mailbox now holds and a note for the result."""
+        mailbox, check = claimed.mailbox, self.leases.check
+        if decision.action == plan.NOTHING:
+            return (decision.target.ref.id if decision.target else None), None
+        key = f"{tag.tenant}.{claimed.placement_id}.{claimed.target}"
+        if isinstance(desired, Meeting):
+            ref = decision.target.ref if decision.target else None
+            if decision.action == plan.CREATE:
+                check(claimed.token)
+                ref = gateway.create_meeting_draft(mailbox, tag, desired, key)
+            assert ref is not None
+            check(claimed.token)
+            sent, note = gateway.send_meeting(mailbox, ref, tag, desired)
+            return sent.id, note
+        assert isinstance(desired, Appointment)
+        check(claimed.token)
+        if decision.action == plan.CREATE:
+            return gateway.create_appointment(mailbox, tag, desired, key).id, None
+        assert decision.target is not None
+        return gateway.update_appointment(mailbox, decision.target.ref, tag, desired).id, None

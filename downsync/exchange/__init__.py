@@ -1,1 +1,0 @@
-"""The Exchange boundary: connections per tenant, typed errors, and one small class per calendar operation."""

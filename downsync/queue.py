@@ -1,0 +1,74 @@
+"""The broker: Celery on Redis, configured once for the API (which only sends) and the workers.
+
+Enqueueing is the ``WorkQueue`` interface of ``downsync.core.dispatch``; ``CeleryQueue`` implements it.
+Correctness never rests on the broker: the store says what is due and the dispatcher re-sends what a
+lost message or a dead worker left, so a broker outage only delays work.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import KombuError, OperationalError
+from redis.exceptions import RedisError
+
+from downsync.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+CONVERGE_TASK = "downsync.converge"
+QUEUE = "downsync"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        # The lease in the store makes a lost message harmless (the dispatcher sends it again), so a task is
+        # acknowledged when it is received: nothing waits for Redis's visibility timeout.
+        "task_acks_late": False,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": QUEUE,
+        # Workers send the task events Flower shows; senders do not (a process-wide mutex per message).
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 2,
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+        },
+    }
+
+
+def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
+    app = Celery("downsync", broker=settings.redis_url, include=include or [])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class CeleryQueue:
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def enqueue(self, placement_ids: Sequence[int]) -> bool:
+        if not placement_ids:
+            return True
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for placement_id in placement_ids:
+                    self.app.send_task(CONVERGE_TASK, args=[placement_id], retry=False, producer=producer)
+        except (OperationalError, KombuError, RedisError, OSError) as exc:
+            log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
+            return False
+        return True
+
+
+@functools.cache
+def default_queue() -> CeleryQueue:
+    return CeleryQueue(make_celery(get_settings()))

@@ -1,0 +1,47 @@
+"""What a worker process builds once: the converger with its lease heartbeat, and the dispatcher thread."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+from celery import Celery
+
+from downsync.core.converge import Converger
+from downsync.core.dispatch import Dispatcher
+from downsync.core.leases import LeaseKeeper
+from downsync.db import get_engine
+from downsync.models import utcnow
+from downsync.queue import CeleryQueue
+from downsync.settings import get_settings
+from downsync.tenants import TenantDirectory
+
+_stop = threading.Event()
+
+
+@functools.cache
+def leases() -> LeaseKeeper:
+    settings = get_settings()
+    return LeaseKeeper(get_engine(), settings.lease_seconds, now=utcnow)
+
+
+@functools.cache
+def converger() -> Converger:
+    settings = get_settings()
+    return Converger(get_engine(), TenantDirectory(get_engine(), settings), settings, leases())
+
+
+def start_dispatcher(app: Celery) -> threading.Thread:
+    settings = get_settings()
+    dispatcher = Dispatcher(get_engine(), CeleryQueue(app), settings.redeliver_seconds)
+    thread = threading.Thread(
+        target=dispatcher.run, args=(settings.dispatch_interval_seconds, _stop), name="dispatcher", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop() -> None:
+    _stop.set()
+    if converger.cache_info().currsize:
+        leases().stop()
