@@ -1,4 +1,8 @@
-"""Fault injection rules: the failures real Exchange produces, before any side effect, as throttling does."""
+"""Fault injection rules: the failures real Exchange produces, before any side effect, as throttling does.
+
+Rules apply to both front doors. EWS operations are named as their SOAP elements (``CreateItem``);
+Graph operations are ``graph.createEvent``, ``graph.listEvents``, ... (``ews_sim.graph.routes.OPERATIONS``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EFFECTS = ("responseCode", "httpStatus", "hang", "drop", "latencyMs")
-HTTP_STATUSES = (401, 500, 503)
+HTTP_STATUSES = (401, 429, 500, 503, 504)
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Rule:
     hang: bool = False
     drop: bool = False
     hang_ms: int = 300_000
+    retry_after_s: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     @property
@@ -48,6 +53,7 @@ class Rule:
             ("responseCode", self.response_code),
             ("backOffMilliseconds", self.back_off_ms),
             ("httpStatus", self.http_status),
+            ("retryAfterSeconds", self.retry_after_s),
             ("latencyMs", self.latency_ms or None),
             ("jitterMs", self.jitter_ms or None),
             ("hang", self.hang or None),
@@ -85,6 +91,7 @@ def parse_rule(rule_id: int, spec: Any) -> Rule:
         "hang",
         "drop",
         "hangMs",
+        "retryAfterSeconds",
     }
     unknown = set(spec) - known
     if unknown:
@@ -106,8 +113,13 @@ def parse_rule(rule_id: int, spec: Any) -> Rule:
     ):
         raise ValueError("probability must be a number from 0 to 1")
     code = spec.get("responseCode")
-    if code is not None and (not isinstance(code, str) or not code.startswith("Error")):
-        raise ValueError("responseCode must be an EWS error code such as ErrorServerBusy")
+    graph = isinstance(spec.get("operation"), str) and spec["operation"].startswith("graph.")
+    if code is not None and (
+        not isinstance(code, str) or not (code.startswith("Error") or (graph and code.isidentifier()))
+    ):
+        raise ValueError(
+            "responseCode must be an EWS error code such as ErrorServerBusy (a graph.* rule may use any Graph code)"
+        )
     status = _int(spec, "httpStatus", 100, 599)
     if status is not None and status not in HTTP_STATUSES:
         raise ValueError(f"httpStatus must be one of {HTTP_STATUSES}")
@@ -130,6 +142,7 @@ def parse_rule(rule_id: int, spec: Any) -> Rule:
         hang=bool(spec.get("hang")),
         drop=bool(spec.get("drop")),
         hang_ms=_int(spec, "hangMs", 1, 3_600_000) or 300_000,
+        retry_after_s=_int(spec, "retryAfterSeconds", 0, 86_400),
         rng=random.Random(seed),
     )
 

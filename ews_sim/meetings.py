@@ -54,6 +54,9 @@ def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) 
         "is_response_requested",
         "allow_new_time_proposal",
         "sequence",
+        "is_online_meeting",
+        "online_meeting_provider",
+        "join_url",
     ):
         setattr(target, name, getattr(item, name))
     target.organizer = copy.copy(item.organizer)

@@ -249,7 +249,9 @@ class Simulator:
                 return self._unauthorized()
             if rule.http_status == 500:
                 return web.Response(status=500, body=_IIS_500, content_type="text/html")
-            return web.Response(status=503, text="Service Unavailable", content_type="text/plain")
+            headers = {"Retry-After": str(rule.retry_after_s)} if rule.retry_after_s is not None else None
+            reason = {429: "Too Many Requests", 504: "Gateway Timeout"}.get(rule.http_status, "Service Unavailable")
+            return web.Response(status=rule.http_status, text=reason, content_type="text/plain", headers=headers)
         code = rule.response_code
         if code is None:
             return None

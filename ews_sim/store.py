@@ -24,11 +24,27 @@ EXT_ATTRS = (
 )
 
 
+# Exchange names some property sets; Graph (and MAPI) know them only by GUID, so the store keys them by GUID.
+DISTINGUISHED_SETS = {
+    "publicstrings": "00020329-0000-0000-c000-000000000046",
+    "common": "00062008-0000-0000-c000-000000000046",
+    "appointment": "00062002-0000-0000-c000-000000000046",
+    "meeting": "6ed8da90-450b-101b-98da-00aa003f1305",
+    "address": "00062004-0000-0000-c000-000000000046",
+    "task": "00062003-0000-0000-c000-000000000046",
+    "internetheaders": "00020386-0000-0000-c000-000000000046",
+    "calendarassistant": "11000e07-b51b-40d6-af21-caa85edab1d0",
+    "unifiedmessaging": "4442858e-a9e3-4e80-b900-317a210cc15b",
+    "sharing": "00062040-0000-0000-c000-000000000046",
+}
+
+
 def ext_key(attrs: dict[str, str]) -> tuple[str, str]:
     """Identify an extended property the way the store does: set and name/id/tag, case-insensitive GUIDs."""
     if attrs.get("PropertyTag"):
         return ("tag", str(int(attrs["PropertyTag"], 0)))
     prop_set = (attrs.get("PropertySetId") or attrs.get("DistinguishedPropertySetId") or "").lower()
+    prop_set = DISTINGUISHED_SETS.get(prop_set, prop_set)
     if attrs.get("PropertyName") is not None:
         return (prop_set, "name:" + attrs["PropertyName"])
     return (prop_set, "id:" + str(int(attrs.get("PropertyId") or "0", 0)))
@@ -94,6 +110,12 @@ class CalendarItem:
     sequence: int = 0
     # An attendee's copy points at the organizer's item so answers and updates can flow between them.
     organizer_item_id: str | None = None
+    # Set through Microsoft Graph only (EWS does not see them): the client's create deduplication key and
+    # the Teams meeting attached to the event.
+    transaction_id: str | None = None
+    is_online_meeting: bool = False
+    online_meeting_provider: str = "unknown"
+    join_url: str | None = None
 
     @property
     def change_key(self) -> str:
