@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ews_sim import meetings
-from ews_sim.config import impersonate_list
+from ews_sim.config import AppConfig, ConfigError, impersonate_list
 from ews_sim.ops.create_item import new_uid
 from ews_sim.store import Attendee, CalendarItem, ext_label, new_item_id
 from ews_sim.xmlutil import fmt_dt, parse_dt
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 FREE_BUSY = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
 ANSWERS = ("Accept", "Decline", "Tentative")
+# POST /_sim/limits: name -> (object holding it, attribute, smallest value).
+LIMITS = {
+    "maxConcurrency": ("org", "max_concurrency", 1),
+    "graphMailboxConcurrency": ("graph", "mailbox_concurrency", 1),
+    "graphScheduleMaxMailboxes": ("graph", "schedule_max", 1),
+    "tokenLifetimeSeconds": ("graph", "token_lifetime", 0),
+}
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -67,6 +74,8 @@ class Control:
             web.get("/_sim/mailboxes", self.list_mailboxes),
             web.post("/_sim/mailboxes", self.add_mailboxes),
             web.post("/_sim/accounts", self.add_account),
+            web.get("/_sim/apps", self.list_apps),
+            web.post("/_sim/apps", self.add_app),
             web.get("/_sim/mailboxes/{email}/calendar", self.calendar),
             web.post("/_sim/mailboxes/{email}/calendar", self.seed),
             web.post("/_sim/mailboxes/{email}/respond", self.respond),
@@ -93,8 +102,16 @@ class Control:
         body = await _json(request)
         emails = body.get("emails") if isinstance(body, dict) else None
         if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
-            return _bad('expected {"emails": ["a@example.com", ...]}')
+            return _bad('expected {"emails": ["a@example.com", ...], "onPremises"?: bool, "teamsDisabled"?: bool}')
+        flags = {k: body.get(k, False) for k in ("onPremises", "teamsDisabled")}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            return _bad("onPremises and teamsDisabled must be true or false")
         self.sim.org.add_mailboxes(emails)
+        lowered = {e.strip().lower() for e in emails}
+        if flags["onPremises"]:
+            self.sim.graph.on_premises |= lowered
+        if flags["teamsDisabled"]:
+            self.sim.graph.teams_disabled |= lowered
         return web.json_response({"mailboxes": len(self.sim.org.mailboxes)})
 
     async def add_account(self, request: web.Request) -> web.Response:
@@ -111,6 +128,17 @@ class Control:
         self.sim.org.add_account(body["username"], body["password"], impersonate)
         self.sim.org.add_mailboxes([body["username"]])
         return web.json_response({"username": body["username"]}, status=201)
+
+    async def list_apps(self, request: web.Request) -> web.Response:
+        return web.json_response([app.as_json() for app in self.sim.graph.apps.values()])
+
+    async def add_app(self, request: web.Request) -> web.Response:
+        """An Entra app registration, as in the config's ``apps`` (until the next reset)."""
+        try:
+            app = self.sim.graph.add_app(AppConfig.from_dict(await _json(request), "app"))
+        except ConfigError as exc:
+            return _bad(str(exc))
+        return web.json_response(app.as_json(), status=201)
 
     def _mailbox(self, request: web.Request) -> str:
         email = request.match_info["email"].strip().lower()
@@ -190,16 +218,29 @@ class Control:
         self.sim.faults.clear()
         return web.json_response({"cleared": True})
 
+    def _limit_holder(self, name: str) -> Any:
+        return self.sim.org if LIMITS[name][0] == "org" else self.sim.graph
+
     async def get_limits(self, request: web.Request) -> web.Response:
-        return web.json_response({"maxConcurrency": self.sim.org.max_concurrency})
+        return web.json_response(
+            {name: getattr(self._limit_holder(name), attr) for name, (_, attr, _) in LIMITS.items()}
+        )
 
     async def set_limits(self, request: web.Request) -> web.Response:
+        """Any of maxConcurrency (EWS, per service account), graphMailboxConcurrency, graphScheduleMaxMailboxes and
+        tokenLifetimeSeconds; all-or-nothing."""
         body = await _json(request)
-        value = body.get("maxConcurrency") if isinstance(body, dict) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            return _bad('expected {"maxConcurrency": a positive integer}')
-        self.sim.org.max_concurrency = value
-        return web.json_response({"maxConcurrency": value})
+        usage = "expected one or more of " + ", ".join(
+            f'"{name}": an integer >= {low}' for name, (_, _, low) in LIMITS.items()
+        )
+        if not isinstance(body, dict) or not body or set(body) - set(LIMITS):
+            return _bad(usage)
+        for name, value in body.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < LIMITS[name][2]:
+                return _bad(f"{name} must be an integer >= {LIMITS[name][2]} ({usage})")
+        for name, value in body.items():
+            setattr(self._limit_holder(name), LIMITS[name][1], value)
+        return web.json_response(body)
 
     async def get_log(self, request: web.Request) -> web.Response:
         try:
@@ -235,4 +276,10 @@ class Control:
         )
 
     async def schema_errors(self, request: web.Request) -> web.Response:
-        return web.json_response({"strict": self.sim.strict, "errors": self.sim.schema_errors})
+        return web.json_response(
+            {
+                "strict": self.sim.strict,
+                "graphStrict": self.sim.graph_schema is not None,
+                "errors": self.sim.schema_errors,
+            }
+        )

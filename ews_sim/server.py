@@ -18,6 +18,8 @@ from lxml import etree
 from ews_sim import responses, timezones
 from ews_sim.config import OrgConfig
 from ews_sim.faults import Faults, Rule
+from ews_sim.graph.directory import Directory
+from ews_sim.graph.schema import GraphSchema
 from ews_sim.ops import OPERATIONS, Context, SoapFault
 from ews_sim.schema import EwsSchema
 from ews_sim.store import Organisation, ServiceAccount
@@ -65,12 +67,15 @@ class Simulator:
         build: str = "15.1.2507.6",
         schema: EwsSchema | None = None,
         capture_dir: Path | None = None,
+        graph_schema: GraphSchema | None = None,
     ) -> None:
         self.config = config
         self.org = Organisation()
         config.apply(self.org)
         self.build = responses.Build.parse(build)
         self.schema = schema
+        self.graph_schema = graph_schema  # strict Graph: requests and responses checked against the CSDL
+        self.graph = Directory(config)  # apps, access policies and limits of the Graph front door
         self.capture_dir = capture_dir
         self.faults = Faults()
         self.log: collections.deque[LogEntry] = collections.deque(maxlen=20_000)
@@ -85,6 +90,7 @@ class Simulator:
     def reset(self) -> None:
         self.org = Organisation()
         self.config.apply(self.org)
+        self.graph.reset(self.config)
         self.faults.clear()
         self.log.clear()
         self.schema_errors.clear()
