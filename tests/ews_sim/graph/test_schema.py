@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ews_sim.graph import json as graph_json
+from ews_sim.graph import schema as graph_schema_module
 from ews_sim.graph.schema import CSDL_FILE, GraphSchema, default_graph_schema_dir
 from ews_sim.testing import SimClient
 from tests.ews_sim.graph.support import ALICE, BOB, error, event
@@ -126,5 +127,7 @@ def test_the_csdl_is_found_beside_the_checkout_or_where_the_setting_says(
     monkeypatch.setenv("DOWNSYNC_GRAPH_SCHEMA_DIR", str(tmp_path))
     assert default_graph_schema_dir() == tmp_path
     assert GraphSchema.load(tmp_path) is GraphSchema.load(tmp_path)  # parsed once
+    # A setting naming a folder without the CSDL falls back to the folder beside the checkout, if that has it.
     monkeypatch.setenv("DOWNSYNC_GRAPH_SCHEMA_DIR", str(tmp_path / "missing"))
-    assert default_graph_schema_dir() == SCHEMA_DIR
+    beside = Path(graph_schema_module.__file__).resolve().parents[3] / "shared" / "graph-schema"
+    assert default_graph_schema_dir() == (beside if (beside / CSDL_FILE).is_file() else None)
