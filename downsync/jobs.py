@@ -75,6 +75,7 @@ def accept_write(
     listed: Sequence[Listed],
     correlation_id: str,
     precondition: Callable[[Event], None] | None = None,
+    now: datetime | None = None,
 ) -> Accepted:
     """Record one accepted write; ``present`` are the mailboxes that must hold the event afterwards.
 
@@ -87,7 +88,7 @@ def accept_write(
         precondition(event)
     if callable(desired):
         desired = desired(event)
-    now = utcnow()
+    now = now or utcnow()
     event.version += 1
     if desired is not None:
         event.desired = desired
