@@ -235,15 +235,12 @@ class Converger:
         else:
             raise TransientError("ErrorIrresolvableConflict", "the item kept changing while it was being written")
         log.info("mailbox %s: %s %s (version %s)", mailbox, claimed.kind, decision.action, claimed.target)
-        # After a write of an earlier try whose outcome was unclear: look once more when it can no longer land.
-        late = unsettled is not None and self.now() < unsettled
-        return Outcome(
-            NO_ERROR,
-            note,
-            item_id=item_id,
-            due_at=unsettled if late else None,
-            inflight_until=claimed.inflight_until if late else None,
-        )
+        # After a write of an earlier try whose outcome was unclear, look once more when it can no longer land;
+        # and once that time has passed, one last look a settle time later for a write slower than Exchange's norm.
+        if unsettled is not None and self.now() < unsettled:
+            return Outcome(NO_ERROR, note, item_id=item_id, due_at=unsettled, inflight_until=claimed.inflight_until)
+        last_look = self.now() + timedelta(seconds=self.settings.settle_seconds) if unsettled is not None else None
+        return Outcome(NO_ERROR, note, item_id=item_id, due_at=last_look)
 
     def _write(
         self,

@@ -57,11 +57,25 @@ def stack(
                 "--busy-types",
                 "Busy",
             )
+            # A full sandbox copy of contoso's Salesforce org: the same Exchange organisation and service account,
+            # and the same event ids.
+            stack.run_cli(
+                "tenant",
+                "create",
+                "sandbox",
+                "--ews-url",
+                ews_simulator.ews_url,
+                "--ews-username",
+                SERVICE_ACCOUNT,
+                "--ews-password",
+                SERVICE_PASSWORD,
+            )
             tokens = (
                 ("default", "contoso", "availability,sync"),
                 ("read", "contoso", "availability"),
                 ("write", "contoso", "sync"),
                 ("other", "other", "availability,sync"),
+                ("sandbox", "sandbox", "availability,sync"),
             )
             for key, tenant, scopes in tokens:
                 created = stack.run_cli("token", "create", "--tenant", tenant, "--scopes", scopes)

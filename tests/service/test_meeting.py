@@ -247,3 +247,53 @@ def test_concurrent_identical_creates_make_one_meeting(service: Stack, sim: SimC
     assert len({a.headers["X-Job-Id"] for a in answers}) == 1
     [item] = organizer_items(sim, body["id"])
     assert len(copies(sim, "bob@contoso.com", item["uid"])) == 1
+
+
+def test_two_tenants_in_one_organisation_with_one_meeting_id_never_touch_each_other(
+    service: Stack, sim: SimClient
+) -> None:
+    body = meeting_body()
+    assert service.call("POST", PATH, json=body).status_code == 200
+    theirs = meeting_body(
+        id=body["id"], subject="sandbox copy", attendees=[{"email": "dave@contoso.com", "isRequired": "true"}]
+    )
+    created = service.call("POST", PATH, json=theirs, token="sandbox")
+    assert created.status_code == 200, created.text  # not MeetingAlreadyExists: that id is another tenant's
+    assert sorted(i["subject"] for i in organizer_items(sim, body["id"])) == ["meeting subject", "sandbox copy"]
+    assert read(service, body["id"], token="sandbox").json()["subject"] == "sandbox copy"
+    before = len(sim.messages())
+    deleted = service.call(
+        "DELETE", PATH, json={"id": body["id"], "organizerEmail": "alice@contoso.com"}, token="sandbox"
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert [(m["to"], m["kind"]) for m in sim.messages()[before:]] == [("dave@contoso.com", "cancel")]
+    [kept] = organizer_items(sim, body["id"])
+    assert kept["subject"] == "meeting subject" and read(service, body["id"]).status_code == 200
+    assert read(service, body["id"], token="sandbox").status_code == 404
+
+
+def test_a_create_that_failed_for_good_frees_its_id(service: Stack, sim: SimClient) -> None:
+    body = meeting_body(organizerEmail="ghost@contoso.com")
+    failed = service.call("POST", PATH, json=body)
+    assert failed.status_code == 200 and failed.json()["errorCode"] == "ErrorMailRecipientNotFound", failed.text
+    corrected = service.call("POST", PATH, json={**body, "organizerEmail": "alice@contoso.com"})
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json() == {"email": "alice@contoso.com", "errorCode": "NoError"}
+    assert len(organizer_items(sim, body["id"])) == 1
+
+
+def test_attendee_order_is_not_identity_and_changes_nothing(service: Stack, sim: SimClient) -> None:
+    body = meeting_body()
+    first = service.call("POST", PATH, json=body)
+    sent = len(sim.messages())
+    assert sent == 3  # one request per attendee
+    reordered = {**body, "attendees": body["attendees"][::-1]}
+    again = service.call("POST", PATH, json=reordered)
+    assert again.status_code == 200 and again.headers["X-Job-Id"] == first.headers["X-Job-Id"]
+    patched = service.call(
+        "PATCH",
+        PATH,
+        json={"id": body["id"], "organizerEmail": "alice@contoso.com", "attendees": reordered["attendees"]},
+    )
+    assert patched.status_code == 200 and patched.json()["errorCode"] == "NoError"
+    assert len(sim.messages()) == sent  # nobody was notified of a change that is none

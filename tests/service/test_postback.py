@@ -219,3 +219,15 @@ def test_back_to_back_postbacks_with_two_workers_end_as_the_last_says(service: S
         [item] = tagged(sim, email, kept)
         assert (item["subject"], item["start"]) == ("third", "2020-10-18T10:00:00Z")
     assert tagged(sim, "dave@contoso.com", kept) == []
+
+
+def test_a_sandbox_tenant_with_the_same_event_ids_keeps_its_own_appointments(service: Stack, sim: SimClient) -> None:
+    eid = event_id()
+    assert service.postback("POST", create_body(eid, subject="production")).status_code == 200
+    assert service.postback("POST", create_body(eid, subject="sandbox"), token="sandbox").status_code == 200
+    for email in ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com"):
+        assert sorted(i["subject"] for i in tagged(sim, email, eid)) == ["production", "sandbox"]
+    delete = {"id": eid, "organizerEmail": "alice@contoso.com", "attendees": ["bob@contoso.com", "carol@contoso.com"]}
+    assert service.postback("DELETE", delete, token="sandbox").status_code == 200
+    for email in ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com"):
+        assert [i["subject"] for i in tagged(sim, email, eid)] == ["production"]

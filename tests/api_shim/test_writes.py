@@ -1,0 +1,93 @@
+"""A write the store took is never answered as failed, whatever fails after (or during) the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from api_shim import writes
+from downsync.jobs import Accepted, Listed
+from downsync.models import Job
+from downsync.settings import Settings
+
+SETTINGS = Settings(environment="test")
+DOWN = OperationalError("SELECT", {}, Exception("the database system is shutting down"))
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def enqueue(self, placement_ids: Sequence[int]) -> bool:
+        self.sent += placement_ids
+        return False  # the broker is down too: the dispatcher sends it later
+
+
+class Session:
+    def __init__(self, commit_error: Exception | None = None) -> None:
+        self.commit_error = commit_error
+
+    def commit(self) -> None:
+        if self.commit_error:
+            raise self.commit_error
+
+
+def accepted() -> Accepted:
+    job = Job(
+        id="j1",
+        tenant_id=1,
+        kind="postback",
+        operation="create",
+        event_pk=1,
+        event_id="e",
+        version=1,
+        correlation_id="c",
+    )
+    return Accepted(job=job, placement_ids=[7, 8], listed=(Listed("Alice@X.com"), Listed("bob@x.com")))
+
+
+def run(session: Session, wait: float | None) -> Any:
+    queue = Queue()
+    response = asyncio.run(writes.finish(session, accepted(), wait, SETTINGS, queue))  # type: ignore[arg-type]
+    assert queue.sent == [7, 8]
+    return response
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def test_the_store_failing_after_the_commit_still_answers_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unreadable(job_id: str, seconds: float) -> Any:
+        raise DOWN
+
+    monkeypatch.setattr(writes, "wait_for", unreadable)
+    response = run(Session(), wait=5)
+    assert response.status_code == 202 and response.headers["Location"].endswith("/jobs/j1")
+    assert body(response) == [
+        {"email": "Alice@X.com", "errorCode": "Pending"},
+        {"email": "bob@x.com", "errorCode": "Pending"},
+    ]
+
+
+def test_wait_zero_answers_without_reading_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def never(job_id: str, seconds: float) -> Any:
+        raise AssertionError("read")
+
+    monkeypatch.setattr(writes, "wait_for", never)
+    assert run(Session(), wait=0).status_code == 202
+
+
+def test_a_lost_commit_answer_is_looked_up_before_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writes, "job_exists", lambda job_id: True)
+    response = run(Session(commit_error=DOWN), wait=0)
+    assert response.status_code == 202 and response.headers["X-Job-Id"] == "j1"
+
+    monkeypatch.setattr(writes, "job_exists", lambda job_id: False)
+    with pytest.raises(OperationalError):
+        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
