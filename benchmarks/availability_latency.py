@@ -19,10 +19,10 @@ so that noise from other work on the machine hits all of them alike:
 
 * endpoint: the client's wall time of ``POST /api/salesforce/scheduler/availability?from=..&to=..`` with
   the JSON list (one ``requests.Session``, keep-alive), response body read; JSON decoding is not timed.
-* Lookup: ``downsync.exchange.availability.Lookup(Connection(...), concurrency=8)`` called in this
+* Lookup: ``downsync.backends.ews.availability.EwsAvailability(Connection(...), concurrency=8)`` called in this
   process: the service's own Exchange layer (split, threads, deadline, conversion), without HTTP,
   FastAPI, the store and the answer's merging and formatting.
-* bare: the reference. The same pieces (``downsync.exchange.availability.pieces``: at most 100 mailboxes
+* bare: the reference. The same pieces (``downsync.core.availability.pieces``: at most 100 mailboxes
   by 42 days) as ``exchangelib.services.GetUserAvailability(protocol).call(...)``, every result
   consumed, one piece per thread of a ``ThreadPoolExecutor(min(8, pieces))``, with the same request
   options as the service (``FreeBusy`` view, 30 min, UTC ``TimeZone`` built once) and no downsync code.
@@ -86,9 +86,17 @@ from exchangelib.protocol import FailFast, Protocol
 from exchangelib.services import GetUserAvailability
 from exchangelib.version import Build, Version
 
+from downsync.backends.ews.availability import MAX_MAILBOXES, MAX_WINDOW
+from downsync.backends.ews.availability import EwsAvailability as Lookup
+from downsync.backends.ews.connection import Connection
+from downsync.core.availability import Piece
+from downsync.core.availability import pieces as split
 from downsync.embedded import EmbeddedRedis, redis_answers, start_redis
-from downsync.exchange.availability import Lookup, Piece, pieces
-from downsync.exchange.connection import Connection
+
+
+def pieces(mailboxes: list[str], start: datetime, end: datetime) -> list[Piece]:
+    return split(mailboxes, start, end, MAX_MAILBOXES, MAX_WINDOW)
+
 
 HOST = "127.0.0.1"
 DOMAIN = "bench.test"
@@ -372,7 +380,7 @@ def check_endpoint(scenario: Scenario, answer: Any, expected: list[list[tuple[st
 
 def lookup_call(lookup: Lookup, scenario: Scenario, deadline: float) -> tuple[float, Any]:
     began = time.perf_counter()
-    answers = lookup(scenario.mailboxes, START, scenario.end, deadline)
+    answers = lookup(scenario.mailboxes, START, scenario.end, time.monotonic() + deadline)
     return time.perf_counter() - began, answers
 
 
