@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=15.0, ge=1)
     # How long a write sent to Exchange may still land after its sender lost track of it (timed out, vanished):
     # no second create for the mailbox before then, and a check for a late copy after it.
-    settle_seconds: float = Field(default=60.0, ge=0)
+    settle_seconds: float = Field(default=30.0, ge=0)
     # The dispatcher: how often each worker looks for due work, and when a message not consumed yet is sent again.
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
     redeliver_seconds: float = Field(default=30.0, gt=0)
