@@ -252,6 +252,35 @@ def tenant_create(name: str, backend: str, busy_types: str, availability_on_erro
         _fail(str(exc))
 
 
+@tenant.command("check")
+@click.argument("name")
+@click.option("--mailbox", help="A mailbox to try (EWS default: the service account's own).")
+def tenant_check(name: str, mailbox: str | None) -> None:
+    """Try the tenant's credentials (and a mailbox) and say exactly what is wrong."""
+    from downsync.backends import backend
+    from downsync.core.converge import TenantUnusable
+    from downsync.db import check_migrated, session_scope
+    from downsync.tenants import TenantError, gateway_for, tenant_by_name
+
+    _check_store(check_migrated)
+    try:
+        with session_scope() as session:
+            found = tenant_by_name(session, name)
+            spec = backend(found.backend)
+            gateway = gateway_for(found)
+    except (TenantError, TenantUnusable) as exc:
+        _fail(str(exc))
+    if spec.check is None:
+        _fail(f"the {spec.name} backend has no check")
+    problems = spec.check(gateway, mailbox)  # type: ignore[misc]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    tried = f"{mailbox}'s calendar reachable" if mailbox else "credentials accepted; --mailbox tries a mailbox too"
+    click.echo(f"tenant {name}: OK ({tried})")
+
+
 @tenant.command("list")
 def tenant_list() -> None:
     """The tenants, their backends and settings (never their secrets)."""

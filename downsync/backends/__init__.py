@@ -34,8 +34,8 @@ class Backend:
     options: type[BaseModel]
     # Imports the backend's heavy parts only when a gateway is really needed.
     open: Callable[[Any, OpenContext], CalendarGateway]
-    # ``downsync tenant check``: tries the settings against one mailbox, returns what is wrong (empty: all good).
-    check: Callable[[CalendarGateway, str], list[str]] | None = None
+    # ``downsync tenant check``: tries the settings (and a mailbox, if given); returns what is wrong (empty: all good).
+    check: Callable[[CalendarGateway, str | None], list[str]] | None = None
 
 
 class BackendError(ValueError):

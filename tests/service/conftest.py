@@ -7,18 +7,25 @@ from collections.abc import Iterator
 import pytest
 
 from ews_sim.app import Running
-from ews_sim.testing import SERVICE_ACCOUNT, SERVICE_PASSWORD, SimClient
+from ews_sim.testing import SimClient
+from tests.support.backends import DIALECTS
 from tests.support.stack import Stack, database, machine_available, make_env, redis_for
 
 
-@pytest.fixture(scope="session", params=["machine", "embedded"])
+@pytest.fixture(
+    scope="session",
+    params=[("machine", "ews"), ("machine", "graph"), ("embedded", "ews"), ("embedded", "graph")],
+    ids=["machine-ews", "machine-graph", "embedded-ews", "embedded-graph"],
+)
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, ews_simulator: Running
 ) -> Iterator[Stack]:
-    backend = request.param
+    backend, calendar = request.param
     if backend == "machine" and not machine_available():
         pytest.skip("the machine's PostgreSQL or Redis does not answer; the embedded backend covers these tests")
-    directory = tmp_path_factory.mktemp(backend)
+    if calendar == "graph" and ews_simulator.ca_file is None:
+        pytest.skip("the simulator serves no HTTPS here, which Graph (msal) needs")
+    directory = tmp_path_factory.mktemp(f"{backend}-{calendar}")
     with database(backend, directory) as db:
         redis_url, embedded = redis_for(backend, directory)
         stack = Stack(
@@ -29,47 +36,17 @@ def stack(
             redis_url=redis_url,
             database_url=db.url,
             embedded_redis=embedded,
+            dialect=DIALECTS[calendar],
+            simulator=ews_simulator,
         )
         try:
             stack.run_cli("db", "upgrade")
-            stack.run_cli(
-                "tenant",
-                "create",
-                "contoso",
-                "--ews-url",
-                ews_simulator.ews_url,
-                "--ews-username",
-                SERVICE_ACCOUNT,
-                "--ews-password",
-                SERVICE_PASSWORD,
-            )
-            # Another organisation's connection: its own service account, and only Busy counts as busy.
-            stack.run_cli(
-                "tenant",
-                "create",
-                "other",
-                "--ews-url",
-                ews_simulator.ews_url,
-                "--ews-username",
-                "helpdesk@contoso.com",
-                "--ews-password",
-                "h3lp",
-                "--busy-types",
-                "Busy",
-            )
-            # A full sandbox copy of contoso's Salesforce org: the same Exchange organisation and service account,
+            stack.create_tenant("contoso")
+            # Another organisation's connection: credentials that reach only some mailboxes, and only Busy is busy.
+            stack.create_tenant("other", credentials="limited", extra=["--busy-types", "Busy"])
+            # A full sandbox copy of contoso's Salesforce org: the same Exchange organisation and credentials,
             # and the same event ids.
-            stack.run_cli(
-                "tenant",
-                "create",
-                "sandbox",
-                "--ews-url",
-                ews_simulator.ews_url,
-                "--ews-username",
-                SERVICE_ACCOUNT,
-                "--ews-password",
-                SERVICE_PASSWORD,
-            )
+            stack.create_tenant("sandbox")
             tokens = (
                 ("default", "contoso", "availability,sync"),
                 ("read", "contoso", "availability"),

@@ -496,18 +496,7 @@ def test_api_and_worker_refuse_an_unmigrated_database(stack: Stack, tmp_path: Pa
 
 def test_cli_refusals(stack: Stack) -> None:
     before = {k: v for k, v in store_counts(stack).items() if k in ("Tenant", "ApiToken")}
-    result = stack.run_cli(
-        "tenant",
-        "create",
-        "contoso",
-        "--ews-url",
-        stack.sim_url + "/EWS/Exchange.asmx",
-        "--ews-username",
-        "svc@contoso.com",
-        "--ews-password",
-        "x",
-        check=False,
-    )
+    result = stack.create_tenant("contoso", check=False)
     assert result.returncode == 1 and "tenant 'contoso' exists already" in result.stderr, result
     result = stack.run_cli("token", "create", "--tenant", "nosuch", check=False)
     assert result.returncode == 1 and "no tenant named 'nosuch'" in result.stderr, result

@@ -10,7 +10,7 @@ from tests.support.stack import Stack
 
 
 def test_wait_zero_answers_at_once_with_pending_entries(service: Stack, sim: SimClient) -> None:
-    sim.fault(operation="FindItem", latencyMs=400)
+    sim.fault(operation=service.dialect.find, latencyMs=400)
     response = service.postback("POST", create_body(event_id()), wait=0)
     assert response.status_code == 202
     assert {r["errorCode"] for r in response.json()} == {"Pending"}
@@ -21,7 +21,7 @@ def test_wait_zero_answers_at_once_with_pending_entries(service: Stack, sim: Sim
 
 
 def test_a_short_wait_answers_202_and_the_job_finishes_later(service: Stack, sim: SimClient) -> None:
-    sim.fault(operation="CreateItem", latencyMs=1500)
+    sim.fault(operation=service.dialect.create, latencyMs=1500)
     started = time.monotonic()
     response = service.postback("POST", create_body(event_id()), wait=0.5)
     assert 0.5 <= time.monotonic() - started < 1.4

@@ -24,6 +24,8 @@ import redis
 import requests
 
 from downsync.embedded import EmbeddedRedis, free_port, redis_answers, start_redis
+from ews_sim.app import Running
+from tests.support.backends import EWS, Dialect
 
 POSTGRES_ADMIN_URL = os.environ.get("DOWNSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MACHINE_REDIS_URL = os.environ.get("DOWNSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -119,6 +121,22 @@ class Stack:
     workers: list[Process] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
     http: requests.Session = field(default_factory=requests.Session)
+    dialect: Dialect = EWS
+    simulator: Running | None = None
+
+    def create_tenant(
+        self,
+        name: str,
+        credentials: str = "full",
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        secret: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        """A tenant of this stack's calendar backend on the simulator's organisation."""
+        assert self.simulator is not None
+        args = self.dialect.tenant_args(self.simulator, credentials, secret)
+        return self.run_cli("tenant", "create", name, *args, *(extra or []), env=env, check=check)
 
     # --- processes -------------------------------------------------------------------------------------
 

@@ -55,9 +55,16 @@ def _open(options: EwsOptions, context: OpenContext) -> CalendarGateway:
     return EwsGateway(options, context)
 
 
+def _check(gateway: CalendarGateway, mailbox: str | None) -> list[str]:
+    from downsync.backends.ews.check import check
+
+    return check(gateway, mailbox)  # type: ignore[arg-type]
+
+
 BACKEND = Backend(
     name="ews",
     summary="Exchange Web Services (Exchange Server on-premises)",
     options=EwsOptions,
     open=_open,
+    check=_check,
 )
