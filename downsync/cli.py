@@ -401,12 +401,15 @@ def retry(job_id: str | None, since: str | None, tenant_name: str | None, wait: 
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="Port of the API.")
-@click.option("--sim-port", default=8765, show_default=True, type=int, help="Port of the EWS simulator.")
-def demo(host: str, port: int, sim_port: int) -> None:
+@click.option("--sim-port", default=8765, show_default=True, type=int, help="Port of the simulator (HTTP: EWS).")
+@click.option(
+    "--sim-tls-port", default=8766, show_default=True, type=int, help="Port of the simulator over HTTPS (Graph)."
+)
+def demo(host: str, port: int, sim_port: int, sim_tls_port: int) -> None:
     """Run everything on embedded defaults: simulator, Redis, store, API, worker, a demo tenant and token."""
     from downsync.demo import run_demo
 
-    run_demo(host=host, port=port, sim_port=sim_port)
+    run_demo(host=host, port=port, sim_port=sim_port, sim_tls_port=sim_tls_port)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,31 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from sqlmodel import select
+
+from downsync.models import Tenant, utcnow
+
+if TYPE_CHECKING:
+    from ews_sim.app import Running
 
 DEMO_DOMAIN = "demo.test"
 DEMO_TENANT = "demo"
+DEMO_GRAPH_TENANT = "demo-graph"
 
 
-def run_demo(host: str, port: int, sim_port: int) -> None:
+def _curl(base: str, token: str, event_id: str) -> str:
+    return (
+        f"curl -s -X POST '{base}/api/salesforce/scheduler/postback' -H 'Authorization: Bearer {token}' "
+        f'-H \'Content-Type: application/json\' -d \'{{"id": "{event_id}", "organizerEmail": "alice@{DEMO_DOMAIN}", '
+        f'"subject": "Demo", "startTime": "2030-01-07T10:00:00Z", "endTime": "2030-01-07T11:00:00Z", '
+        f'"attendees": [{{"email": "bob@{DEMO_DOMAIN}", "isRequired": "true"}}]}}\'\n'
+    )
+
+
+def run_demo(host: str, port: int, sim_port: int, sim_tls_port: int = 0) -> None:
     from downsync.embedded import redis_answers, start_redis
     from downsync.observability import configure_logging
     from downsync.settings import get_settings
@@ -33,26 +50,30 @@ def run_demo(host: str, port: int, sim_port: int) -> None:
     from ews_sim.config import OrgConfig
     from ews_sim.demo import seed_demo
     from ews_sim.server import Simulator
+    from ews_sim.tls import generate
 
     config = OrgConfig()
     config.add_demo_domain(DEMO_DOMAIN)
     sim = Simulator(config)
     seed_demo(sim, DEMO_DOMAIN)
-    running = start_in_thread(sim, host="127.0.0.1", port=sim_port)
+    # HTTPS beside HTTP: msal (the Graph tenant's tokens) accepts only https authorities.
+    tls = generate(state / "tls")
+    running = start_in_thread(sim, host="127.0.0.1", port=sim_port, tls=tls, tls_port=sim_tls_port)
 
-    token = _prepare_store(running.ews_url)
+    token, graph_token = _prepare_store(running)
     worker = subprocess.Popen(
         [sys.executable, "-m", "downsync.cli", "worker", "--concurrency=4"], env=os.environ.copy()
     )
     base = f"http://{host}:{port}"
     click.echo(
-        f"\nEWS simulator: {running.ews_url}  (control API {running.url}/_sim/, every address @{DEMO_DOMAIN})\n"
-        f"API: {base}  (docs {base}/docs)\nTenant {DEMO_TENANT!r}, token: {token}\n\nTry:\n"
-        f"curl -s -X POST '{base}/api/salesforce/scheduler/postback' -H 'Authorization: Bearer {token}' "
-        f'-H \'Content-Type: application/json\' -d \'{{"id": "demo-1", "organizerEmail": "alice@{DEMO_DOMAIN}", '
-        f'"subject": "Demo", "startTime": "2030-01-07T10:00:00Z", "endTime": "2030-01-07T11:00:00Z", '
-        f'"attendees": [{{"email": "bob@{DEMO_DOMAIN}", "isRequired": "true"}}]}}\'\n'
-        f"curl -s {running.url}/_sim/mailboxes/bob@{DEMO_DOMAIN}/calendar\n",
+        f"\nSimulated organisation (every address @{DEMO_DOMAIN}): EWS {running.ews_url}, Graph {running.graph_url}"
+        f"\n  control API {running.url}/_sim/\n"
+        f"API: {base}  (docs {base}/docs)\n"
+        f"Tenant {DEMO_TENANT!r} (EWS), token: {token}\n"
+        f"Tenant {DEMO_GRAPH_TENANT!r} (Microsoft Graph, the same organisation), token: {graph_token}\n\nTry:\n"
+        + _curl(base, token, "demo-1")
+        + _curl(base, graph_token, "demo-2")
+        + f"curl -s {running.url}/_sim/mailboxes/bob@{DEMO_DOMAIN}/calendar\n",
         err=True,
     )
     try:
@@ -67,24 +88,38 @@ def run_demo(host: str, port: int, sim_port: int) -> None:
             embedded.stop()
 
 
-def _prepare_store(ews_url: str) -> str:
-    """Migrate, point the demo tenant at this run's simulator, and mint a fresh token."""
-    from sqlmodel import select
-
+def _prepare_store(running: Running) -> tuple[str, str]:
+    """Migrate, point the demo tenants (EWS and Graph) at this run's simulator, and mint a token for each."""
     from downsync import db
-    from downsync.models import Tenant, utcnow
-    from downsync.tenants import create_tenant, create_token, encrypt_secret
+    from downsync.backends import split, validate
+    from downsync.tenants import create_token, encrypt_secret
 
     db.upgrade()
-    options = {"url": ews_url, "username": f"svc@{DEMO_DOMAIN}", "password": "demo"}
+    assert running.ca_file is not None
+    tenants = {
+        DEMO_TENANT: ("ews", {"url": running.ews_url, "username": f"svc@{DEMO_DOMAIN}", "password": "demo"}),
+        DEMO_GRAPH_TENANT: (
+            "graph",
+            {
+                "azure_tenant": DEMO_DOMAIN,
+                "client_id": "demo",
+                "client_secret": "demo",
+                "authority": running.tls_url,
+                "graph_url": running.graph_url,
+                "ca_bundle": running.ca_file.read_text(),
+            },
+        ),
+    }
+    tokens = []
     with db.session_scope() as session:
-        found = session.exec(select(Tenant).where(Tenant.name == DEMO_TENANT)).first()
-        if found is None:
-            create_tenant(session, DEMO_TENANT, "ews", options)
-        else:
-            # The simulator's port may differ from the last run's.
-            found.backend_options = {**found.backend_options, "url": ews_url}
-            found.backend_secrets = {"password": encrypt_secret("demo")}
-            found.updated_at = utcnow()
-            session.add(found)
-        return create_token(session, DEMO_TENANT, ["availability", "sync"])
+        for name, (backend, options) in tenants.items():
+            plain, hidden = split(validate(backend, options))
+            # The simulator's ports and certificate change with every run: the tenant follows them.
+            tenant = session.exec(select(Tenant).where(Tenant.name == name)).first() or Tenant(name=name)
+            tenant.backend, tenant.backend_options = backend, plain
+            tenant.backend_secrets = {key: encrypt_secret(value) for key, value in hidden.items()}
+            tenant.updated_at = utcnow()
+            session.add(tenant)
+            session.flush()
+            tokens.append(create_token(session, name, ["availability", "sync"]))
+    return tokens[0], tokens[1]

@@ -16,7 +16,7 @@ from downsync.embedded import free_port
 
 
 def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
-    api_port, sim_port = free_port(), free_port()
+    api_port, sim_port, tls_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOWNSYNC_")}
     # Nothing answers on port 1, so the demo must bring its own Redis, as on a fresh laptop.
     env.update(DOWNSYNC_STATE_DIR=str(tmp_path / "state"), DOWNSYNC_REDIS_URL="redis://127.0.0.1:1/0")
@@ -30,6 +30,8 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
                 str(api_port),
                 "--sim-port",
                 str(sim_port),
+                "--sim-tls-port",
+                str(tls_port),
             ],
             env=env,
             stdout=out,
@@ -41,9 +43,9 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while token is None:
             text = log.read_text(errors="replace")
-            found = re.search(r"token: (dsk_\S+)", text)
-            if found and "ready." in text:
-                token = found.group(1)
+            found = re.findall(r"token: (dsk_\S+)", text)
+            if len(found) == 2 and "ready." in text:
+                token, graph_token = found
             assert demo.poll() is None and time.monotonic() < deadline, text
             time.sleep(0.1)
         assert "started an embedded one" in text and f"curl -s -X POST 'http://127.0.0.1:{api_port}" in text
@@ -69,8 +71,18 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
             {"email": "alice@demo.test", "errorCode": "NoError"},
             {"email": "bob@demo.test", "errorCode": "NoError"},
         ]
+        # The Graph tenant writes into the same organisation, through the other front door.
+        through_graph = requests.post(
+            f"{base}/api/salesforce/scheduler/postback",
+            json={**body, "id": "demo-2", "subject": "Demo via Graph"},
+            headers={"Authorization": f"Bearer {graph_token}"},
+            timeout=30,
+        )
+        assert through_graph.status_code == 200 and {r["errorCode"] for r in through_graph.json()} == {"NoError"}
+        assert "(Microsoft Graph, the same organisation)" in text and text.count("curl -s -X POST") == 2
         calendar = requests.get(f"http://127.0.0.1:{sim_port}/_sim/mailboxes/bob@demo.test/calendar", timeout=5).json()
-        assert [i["subject"] for i in calendar if i["start"] == "2030-01-07T10:00:00Z"] == ["Demo"]
+        subjects = sorted(i["subject"] for i in calendar if i["start"] == "2030-01-07T10:00:00Z")
+        assert subjects == ["Demo", "Demo via Graph"]
         assert any(i["freeBusy"] == "OOF" for i in calendar)  # the demo's own sample busy time
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
