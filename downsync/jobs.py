@@ -47,7 +47,7 @@ def _insert(session: Session) -> Any:
 def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event:
     """The event's row, locked and read fresh (never a copy the session loaded before the lock)."""
     # Two first writes for one event id at once: one inserts, the other finds the row and waits for its lock.
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         _insert(session)(Event)
         .values(
             tenant_id=tenant_id, kind=kind, event_id=event_id, version=0, desired={}, present=[], updated_at=utcnow()
@@ -100,7 +100,7 @@ def accept_write(
     assert event.id is not None
 
     # Every mailbox that held or must hold the event converges to the new version, whatever it was doing.
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         update(Placement)
         .where(col(Placement.event_pk) == event.id)
         .values(target_version=event.version, due_at=now, first_tried_at=None, enqueued_at=now, updated_at=now)
@@ -182,7 +182,7 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> None:
         ).one()
         if pending:
             continue
-        session.exec(  # type: ignore[call-overload]
+        session.exec(
             update(Job)
             .where(col(Job.id) == job_id, col(Job.state) == "pending")
             .values(state=job_state(total, pending, ok), finished_at=utcnow())
@@ -225,7 +225,7 @@ def reopen_failed(session: Session, job: Job) -> list[int]:
         )
         .returning(Placement.id)
     ).all()
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         update(JobResult)
         .where(
             col(JobResult.job_id) == job.id,

@@ -44,7 +44,7 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         col(Placement.lease_token).is_not(None),
         or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
     )
-    row = session.exec(  # type: ignore[call-overload]
+    row: Any = session.exec(
         update(Placement)
         .where(
             col(Placement.id) == placement_id,
@@ -61,23 +61,20 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
             updated_at=now,
         )
         .returning(
-            Placement.tenant_id,
-            Placement.event_pk,
-            Placement.mailbox,
-            Placement.item_id,
-            Placement.attempts,
-            Placement.first_tried_at,
-            Placement.inflight_until,
+            col(Placement.tenant_id),
+            col(Placement.event_pk),
+            col(Placement.mailbox),
+            col(Placement.item_id),
+            col(Placement.attempts),
+            col(Placement.first_tried_at),
+            col(Placement.inflight_until),
         )
     ).first()
     if row is None:
         return None
     # Read after the claim: a write accepted meanwhile only makes the state converged to newer.
-    event = session.exec(
-        select(Event.version, Event.kind, Event.event_id, Event.desired, Event.present, Event.correlation_id).where(
-            Event.id == row.event_pk
-        )
-    ).one()
+    columns = (Event.version, Event.kind, Event.event_id, Event.desired, Event.present, Event.correlation_id)
+    event: Any = session.exec(select(*(col(c) for c in columns)).where(col(Event.id) == row.event_pk)).one()
     return Claim(
         token=token,
         placement_id=placement_id,
@@ -101,11 +98,11 @@ def renew(session: Session, tokens: Iterable[str], now: datetime, lease_seconds:
     tokens = list(tokens)
     if not tokens:
         return set()
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         update(Placement)
         .where(col(Placement.lease_token).in_(tokens), col(Placement.lease_expires_at) > now)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Placement.lease_token)
+        .returning(col(Placement.lease_token))
     ).all()
     return {r[0] for r in rows}
 
@@ -148,18 +145,18 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
             "first_tried_at": None,
             "attempts": 0,
         }
-    row = session.exec(  # type: ignore[call-overload]
+    row = session.exec(
         update(Placement)
         .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
         .values(**values)
-        .returning(Placement.target_version)
+        .returning(col(Placement.target_version))
     ).first()
     if row is None:
         return None
     results: dict[str, Any] = {"attempts": JobResult.attempts + 1, "message": outcome.message, "updated_at": now}
     if final:
         results["error_code"] = outcome.code
-    jobs = session.exec(  # type: ignore[call-overload]
+    jobs = session.exec(
         update(JobResult)
         .where(
             col(JobResult.event_pk) == claim.event_pk,
@@ -168,6 +165,6 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
             col(JobResult.error_code) == PENDING,
         )
         .values(**results)
-        .returning(JobResult.job_id)
+        .returning(col(JobResult.job_id))
     ).all()
     return Recorded(jobs=frozenset(j[0] for j in jobs) if final else frozenset(), again=row[0] > claim.target)

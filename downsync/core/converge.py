@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, exists
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from downsync import observability
 from downsync.core import plan
@@ -179,9 +179,9 @@ class Converger:
             other = session.exec(
                 select(
                     exists().where(
-                        Event.kind == claimed.kind,
-                        Event.event_id == claimed.event_id,
-                        Event.tenant_id != claimed.tenant_id,
+                        col(Event.kind) == claimed.kind,
+                        col(Event.event_id) == claimed.event_id,
+                        col(Event.tenant_id) != claimed.tenant_id,
                     )
                 )
             ).one()

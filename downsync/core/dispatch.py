@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 
 from downsync.db import session_scope
 from downsync.jobs import close_jobs, unclosed_jobs
@@ -34,7 +34,7 @@ class WorkQueue(Protocol):
         ...
 
 
-def take_due(session: object, now: datetime, redeliver_seconds: float, limit: int) -> list[int]:
+def take_due(session: Session, now: datetime, redeliver_seconds: float, limit: int) -> list[int]:
     query = (
         select(Placement.id)
         .where(
@@ -49,9 +49,9 @@ def take_due(session: object, now: datetime, redeliver_seconds: float, limit: in
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = [i for i in session.exec(query).all() if i is not None]  # type: ignore[attr-defined]
+    ids = [i for i in session.exec(query).all() if i is not None]
     if ids:
-        session.exec(  # type: ignore[attr-defined]
+        session.exec(
             update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=now)
         )
     return ids
@@ -81,7 +81,7 @@ class Dispatcher:
         if ids and not self.queue.enqueue(ids):
             # Not sent after all: due again at the next tick, once the broker answers.
             with session_scope(self.engine) as session:
-                session.exec(  # type: ignore[call-overload]
+                session.exec(
                     update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=None)
                 )
             return 0

@@ -32,15 +32,16 @@ class _InMemory:
         return self.content
 
 
-_original_soap_parts = EWSService._get_soap_parts.__func__  # type: ignore[attr-defined]
+_original_soap_parts = EWSService._get_soap_parts.__func__
 
 
 def _soap_parts(cls: type[EWSService], response: Any) -> Any:
-    if isinstance(response, requests.Response) and isinstance(getattr(response, "_content", None), bytes):
-        return _original_soap_parts(cls, _InMemory(response._content))
+    content = getattr(response, "_content", None) if isinstance(response, requests.Response) else None
+    if isinstance(content, bytes):
+        return _original_soap_parts(cls, _InMemory(content))
     return _original_soap_parts(cls, response)
 
 
 def apply() -> None:
-    Protocol.decrease_poolsize = _keep_pool_size  # type: ignore[method-assign]
-    EWSService._get_soap_parts = classmethod(_soap_parts)  # type: ignore[method-assign, assignment]
+    Protocol.decrease_poolsize = _keep_pool_size
+    EWSService._get_soap_parts = classmethod(_soap_parts)
