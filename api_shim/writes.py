@@ -2,7 +2,9 @@
 
 Once the commit succeeded the write is stored, and the caller hears 200/202 with its ``Location``
 whatever fails afterwards (the broker, the reads while waiting). A commit whose outcome is unknown (the
-connection broke during it) is looked up before anyone is told it failed.
+connection broke during it) is looked up before anyone is told it failed: a refused write must have changed
+nothing, so the answer waits until the store says whether it holds the job, for as long as a caller may still
+be listening.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from downsync.models import PENDING
 from downsync.settings import Settings
 
 log = logging.getLogger(__name__)
+# How long a write whose commit may or may not have happened waits for the store to say which, before it is
+# answered 503 all the same: Salesforce's longest callout timeout, after which nobody hears the answer anyway.
+# The store being down for a while is exactly when commits are lost, so a few seconds would not do.
+COMMIT_LOOKUP_SECONDS = 120.0
+_clock = time.monotonic
+_sleep = asyncio.sleep
 
 WaitQuery = Annotated[
     float | None,
@@ -42,16 +50,16 @@ def body_correlation(request: Request, from_body: str | None) -> str:
     return str(request.state.correlation_id)
 
 
-async def _stored_after_all(job_id: str, seconds: float) -> bool | None:
+async def _stored_after_all(job_id: str, seconds: float = COMMIT_LOOKUP_SECONDS) -> bool | None:
     """Whether the job is in the store, asking until it answers or the time is up (None: still unknown)."""
-    deadline = time.monotonic() + seconds
+    deadline = _clock() + seconds
     while True:
         try:
             return await run_in_threadpool(job_exists, job_id)
         except SQLAlchemyError:
-            if time.monotonic() >= deadline:
+            if _clock() >= deadline:
                 return None
-            await asyncio.sleep(0.5)
+            await _sleep(0.5)
 
 
 async def finish(
@@ -66,9 +74,12 @@ async def finish(
     try:
         await run_in_threadpool(session.commit)
     except SQLAlchemyError:
-        stored = await _stored_after_all(accepted.job.id, max(2.0, _seconds(wait, settings)))
+        stored = await _stored_after_all(accepted.job.id)
         if not stored:
-            log.warning("write not confirmed by the store (stored=%s); answered as not accepted", stored)
+            if stored is None:
+                log.error(
+                    "the store did not say whether job %s was committed; answered as not accepted", accepted.job.id
+                )
             raise
         log.info("the commit's answer was lost, but the job is stored: answering as accepted")
     await run_in_threadpool(queue.enqueue, accepted.placement_ids)

@@ -91,3 +91,53 @@ def test_a_lost_commit_answer_is_looked_up_before_answering(monkeypatch: pytest.
     monkeypatch.setattr(writes, "job_exists", lambda job_id: False)
     with pytest.raises(OperationalError):
         asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+
+
+class StoreBack:
+    """A store that is unreachable until ``at`` seconds on a fake clock, then answers whether it holds the job."""
+
+    def __init__(self, at: float, holds: bool) -> None:
+        self.now = 0.0
+        self.at = at
+        self.holds = holds
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def job_exists(self, job_id: str) -> bool:
+        if self.now < self.at:
+            raise DOWN
+        return self.holds
+
+
+def test_a_lost_commit_answer_waits_for_the_store_to_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL went away between the commit and its answer and is back 20 s later: the write is stored, so the
+    # caller must not hear 503 (a refused write has changed nothing), however short its wait.
+    store = StoreBack(at=20, holds=True)
+    monkeypatch.setattr(writes, "_clock", store.clock)
+    monkeypatch.setattr(writes, "_sleep", store.sleep)
+    monkeypatch.setattr(writes, "job_exists", store.job_exists)
+    response = run(Session(commit_error=DOWN), wait=0)
+    assert response.status_code == 202 and response.headers["X-Job-Id"] == "j1"
+    assert store.now >= 20
+
+
+def test_a_lost_commit_is_refused_only_once_the_store_says_it_is_not_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = StoreBack(at=20, holds=False)
+    monkeypatch.setattr(writes, "_clock", store.clock)
+    monkeypatch.setattr(writes, "_sleep", store.sleep)
+    monkeypatch.setattr(writes, "job_exists", store.job_exists)
+    with pytest.raises(OperationalError):
+        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+    assert 20 <= store.now < 21
+    # Never an answer: after the longest time a caller may wait, it is refused all the same.
+    store = StoreBack(at=10**6, holds=True)
+    monkeypatch.setattr(writes, "_clock", store.clock)
+    monkeypatch.setattr(writes, "_sleep", store.sleep)
+    monkeypatch.setattr(writes, "job_exists", store.job_exists)
+    with pytest.raises(OperationalError):
+        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+    assert store.now >= writes.COMMIT_LOOKUP_SECONDS
