@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from lxml import etree
 
-from ews_sim import responses, timezones
+from ews_sim import responses, timezones, versions
 from ews_sim.config import OrgConfig
 from ews_sim.faults import Faults, Rule
 from ews_sim.graph.directory import Directory
@@ -201,6 +201,9 @@ class Simulator:
         if self.inflight[account.username] > self.org.max_concurrency:
             entry.http_status = 500
             return self._reply(responses.fault("ErrorServerBusy"), 500)
+        if not versions.served(versions.requested(header), self.build):
+            entry.http_status = 500
+            return self._reply(responses.fault("ErrorInvalidServerVersion", versions.INVALID_TEXT), 500)
         if self.schema is not None:
             problem = self.schema.validate_envelope(root)
             if problem is not None:

@@ -18,7 +18,7 @@ import msal
 import pytest
 import requests
 from exchangelib import BASIC, IMPERSONATION, Account, Configuration, Credentials
-from exchangelib.protocol import BaseProtocol, FailFast
+from exchangelib.protocol import BaseProtocol, FailFast, Protocol
 from exchangelib.version import Build, Version
 
 from ews_sim.app import Running, start_in_thread
@@ -195,17 +195,35 @@ def ews_account(
     email: str,
     username: str = SERVICE_ACCOUNT,
     password: str = SERVICE_PASSWORD,
-    build: Build = DEFAULT_BUILD,
+    build: Build | None = DEFAULT_BUILD,
 ) -> Account:
-    """An exchangelib Account as the service builds one: impersonation, no autodiscover, fixed build, FailFast."""
+    """An exchangelib Account as the service builds one: impersonation, no autodiscover, fixed build, FailFast.
+
+    ``build=None`` pins no version: exchangelib guesses it (with ConvertId) on a protocol of its own, as a client
+    configured without a version does."""
     config = Configuration(
         service_endpoint=ews_url,
         credentials=Credentials(username, password),
         auth_type=BASIC,
-        version=Version(build=build),
+        version=Version(build=build) if build is not None else None,
         retry_policy=FailFast(),
     )
+    if build is None:
+        forget_protocol(config)
     return Account(email, config=config, autodiscover=False, access_type=IMPERSONATION)
+
+
+def forget_protocol(config: Configuration) -> None:
+    """Drop exchangelib's cached protocol for this endpoint and login, so the next one starts from scratch (it keeps
+    one per endpoint and credentials, version included)."""
+    try:
+        cached = Protocol[config]
+    except KeyError:
+        return
+    protocol = cached[0] if isinstance(cached, tuple) else cached
+    if not isinstance(protocol, Exception):
+        protocol.close()
+    del Protocol[config]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ews_sim.ops.base import Context, MessageError, Operation, SoapFault
+from ews_sim.ops.convert_id import ConvertId
 from ews_sim.ops.create_item import CreateItem
 from ews_sim.ops.delete_item import DeleteItem
 from ews_sim.ops.find_item import FindItem
@@ -23,6 +24,7 @@ OPERATIONS: dict[str, Operation] = {
         FindItem(),
         GetServerTimeZones(),
         GetUserAvailability(),
+        ConvertId(),
     )
 }
 
