@@ -29,6 +29,7 @@ from downsync.core.errors import Conflict, PermanentError, TransientError, Uncle
 from downsync.core.gateway import CalendarGateway
 from downsync.core.leases import LeaseKeeper, LeaseLost
 from downsync.core.model import MEETING, Appointment, Meeting, Tag
+from downsync.core.throttle import Deferred, GatedGateway, MailboxGate
 from downsync.db import session_scope
 from downsync.jobs import close_jobs
 from downsync.models import NO_ERROR, Event, utcnow
@@ -72,6 +73,7 @@ class Converger:
         leases: LeaseKeeper,
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: MailboxGate | None = None,
     ) -> None:
         self.engine = engine
         self.tenants = tenants
@@ -79,6 +81,8 @@ class Converger:
         self.leases = leases
         self.now = now
         self.monotonic = monotonic
+        # One per process: a mailbox the server asked to wait for waits for every placement converged here.
+        self.gate = gate or MailboxGate(monotonic=monotonic)
 
     def run(self, placement_id: int) -> Step:
         """Converge the placement; runs again at once while writes accepted meanwhile are due."""
@@ -169,7 +173,10 @@ class Converger:
         if not error.throttled and now - claimed.first_tried_at >= budget:
             log.info("mailbox %s: %s after the retry budget", claimed.mailbox, error.code)
             return Outcome(error.code, error.message)
-        delay = backoff(claimed.attempts, error, self.settings)
+        if isinstance(error, Deferred):  # nothing was sent: due again once the mailbox may be called
+            delay = (error.back_off or 0.0) + random.uniform(0.0, 0.2)
+        else:
+            delay = backoff(claimed.attempts, error, self.settings)
         log.info("mailbox %s: %s, trying again in %.1f s", claimed.mailbox, error.code, delay)
         return Outcome(None, error.message, due_at=now + timedelta(seconds=delay), inflight_until=inflight_until)
 
@@ -188,7 +195,7 @@ class Converger:
         return not other
 
     def _apply(self, claimed: Claim, tenant: TenantContext, unsettled: datetime | None) -> Outcome:
-        gateway, mailbox = tenant.gateway, claimed.mailbox
+        gateway, mailbox = GatedGateway(tenant.gateway, self.gate), claimed.mailbox
         tag = Tag(tenant.tag_id, claimed.kind, claimed.event_id)
         is_meeting = claimed.kind == MEETING
         desired: Appointment | Meeting | None = None

@@ -1,0 +1,117 @@
+"""Honouring a server's back-off per mailbox, across every placement this worker process converges.
+
+Exchange throttles a mailbox, not a placement: after ErrorServerBusy with ``BackOffMilliseconds`` (or Graph's
+429 with ``Retry-After``), no request may reach that mailbox before the back-off is over, whichever event it is
+for. A placement's own retry already waits that long; this gate makes the others wait too. Calls to one mailbox
+go one at a time, so a call never sets off while another one's busy answer is on its way back unread. A call
+that finds the mailbox backing off, or still busy with another call after ``wait_seconds``, is not made: it
+raises a throttling ``TransientError`` (never final) with the time left, and the placement is due again then.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from downsync.core.errors import TransientError
+from downsync.core.gateway import CalendarGateway
+from downsync.core.model import Appointment, Found, FreeBusy, ItemRef, Meeting, MeetingView, Tag
+
+T = TypeVar("T")
+BUSY = "ErrorServerBusy"
+
+
+class Deferred(TransientError):
+    """The call was not made: the mailbox is backing off, or busy with another call of this worker. Due again when
+    ``back_off`` is over (no exponential back-off: nothing was asked of the server)."""
+
+    def __init__(self, message: str, back_off: float) -> None:
+        super().__init__(BUSY, message, back_off=back_off, throttled=True)
+
+
+class MailboxGate:
+    def __init__(self, wait_seconds: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.wait_seconds = wait_seconds
+        self.monotonic = monotonic
+        self._locks: dict[Hashable, threading.Lock] = {}
+        self._not_before: dict[Hashable, float] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: Hashable) -> threading.Lock:
+        with self._guard:
+            if len(self._locks) > 10_000:  # forget idle mailboxes whose back-off is over
+                now = self.monotonic()
+                for stale in [k for k, v in self._locks.items() if not v.locked()]:
+                    if self._not_before.get(stale, 0.0) <= now:
+                        self._locks.pop(stale)
+                        self._not_before.pop(stale, None)
+            return self._locks.setdefault(key, threading.Lock())
+
+    def backing_off(self, key: Hashable) -> float:
+        """Seconds before the mailbox may be called again (0: now)."""
+        with self._guard:
+            return max(0.0, self._not_before.get(key, 0.0) - self.monotonic())
+
+    def call(self, key: Hashable, action: Callable[[], T]) -> T:
+        lock = self._lock(key)
+        if not lock.acquire(timeout=self.wait_seconds):
+            raise Deferred("another request to this mailbox is still under way", 1.0)
+        try:
+            left = self.backing_off(key)
+            if left > 0:
+                raise Deferred(f"the server asked to wait; {left:.1f} s left for this mailbox", left)
+            try:
+                return action()
+            except TransientError as error:
+                if error.throttled and error.back_off:
+                    until = self.monotonic() + error.back_off
+                    with self._guard:
+                        self._not_before[key] = max(self._not_before.get(key, 0.0), until)
+                raise
+        finally:
+            lock.release()
+
+
+class GatedGateway:
+    """A tenant's gateway whose calls to one mailbox go through the gate (``free_busy`` spans many: it is not)."""
+
+    def __init__(self, gateway: CalendarGateway, gate: MailboxGate) -> None:
+        self.gateway = gateway
+        self.gate = gate
+        self.backend = gateway.backend
+
+    def _call(self, mailbox: str, action: Callable[[], T]) -> T:
+        # Keyed by the address alone: tenants sharing an Exchange organisation share its throttling too.
+        return self.gate.call(mailbox.lower(), action)
+
+    def find(self, mailbox: str, tag: Tag) -> list[Found]:
+        return self._call(mailbox, lambda: self.gateway.find(mailbox, tag))
+
+    def create_appointment(self, mailbox: str, tag: Tag, state: Appointment, key: str) -> ItemRef:
+        return self._call(mailbox, lambda: self.gateway.create_appointment(mailbox, tag, state, key))
+
+    def update_appointment(self, mailbox: str, ref: ItemRef, tag: Tag, state: Appointment) -> ItemRef:
+        return self._call(mailbox, lambda: self.gateway.update_appointment(mailbox, ref, tag, state))
+
+    def remove(self, mailbox: str, refs: Sequence[ItemRef]) -> None:
+        self._call(mailbox, lambda: self.gateway.remove(mailbox, refs))
+
+    def create_meeting_draft(self, organizer: str, tag: Tag, state: Meeting, key: str) -> ItemRef:
+        return self._call(organizer, lambda: self.gateway.create_meeting_draft(organizer, tag, state, key))
+
+    def send_meeting(self, organizer: str, ref: ItemRef, tag: Tag, state: Meeting) -> tuple[ItemRef, str | None]:
+        return self._call(organizer, lambda: self.gateway.send_meeting(organizer, ref, tag, state))
+
+    def cancel_meeting(self, organizer: str, refs: Sequence[ItemRef]) -> None:
+        self._call(organizer, lambda: self.gateway.cancel_meeting(organizer, refs))
+
+    def read_meeting(self, organizer: str, tag: Tag) -> MeetingView | None:
+        return self._call(organizer, lambda: self.gateway.read_meeting(organizer, tag))
+
+    def free_busy(
+        self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float
+    ) -> dict[str, FreeBusy]:
+        return self.gateway.free_busy(mailboxes, start, end, deadline)

@@ -1,0 +1,106 @@
+"""A server's back-off holds for the mailbox, whichever placement asks next."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from downsync.backends.memory.gateway import THROTTLE
+from downsync.core.errors import TransientError
+from downsync.core.model import POSTBACK, Appointment
+from downsync.core.throttle import Deferred, MailboxGate
+from downsync.models import NO_ERROR
+from tests.downsync.core.harness import START, World
+
+BOB = "bob@x.test"
+
+
+def appointment(n: int) -> dict[str, Any]:
+    return Appointment(f"s{n}", "b", None, START, START + timedelta(hours=1)).to_json()
+
+
+def test_a_mailbox_the_server_throttled_is_not_called_for_another_event_before_the_back_off() -> None:
+    world = World.create()
+    world.accept("acme", POSTBACK, "e1", appointment(1), [BOB], [BOB])
+    world.accept("acme", POSTBACK, "e2", appointment(2), [BOB], [BOB])
+    first, second = world.due()
+    converger = world.converger()  # one per worker process, as in production
+    answers = iter([THROTTLE])
+    world.org.intercept = lambda op, mailbox: next(answers, None)
+    assert converger.run(first).status == "retry"
+    assert world.org.calls == [("find", BOB)]
+    # Another event, the same mailbox, at once: nothing is sent, and it is due when the back-off is over.
+    assert converger.run(second).status == "retry"
+    assert world.org.calls == [("find", BOB)]
+    due = {p.id: p.due_at for p in world.scheduled()}
+    assert due[second] >= world.clock.now + timedelta(seconds=0.5)  # the memory server asks for 0.5 s
+    assert due[second] < world.clock.now + timedelta(seconds=1)  # no exponential back-off: nothing was asked
+    world.clock.advance(0.8)
+    assert converger.run(second).status == "done"
+    world.clock.advance(5)
+    assert converger.run(first).status == "done"
+    assert {r.error_code for r in world.results()} == {NO_ERROR}
+
+
+def test_calls_to_one_mailbox_go_one_at_a_time_and_see_the_answer_before_them() -> None:
+    clock = [100.0]
+    gate = MailboxGate(wait_seconds=5, monotonic=lambda: clock[0])
+    entered, leave = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def throttled() -> None:
+        calls.append("first")
+        entered.set()
+        leave.wait(5)
+        raise TransientError("ErrorServerBusy", "busy", back_off=2.0, throttled=True)
+
+    outcome: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            gate.call("bob", throttled)
+        except TransientError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    entered.wait(5)
+    assert gate.call("alice", lambda: "other mailboxes are not held up") == "other mailboxes are not held up"
+    second: list[BaseException] = []
+
+    def wait_for_turn() -> None:
+        try:
+            gate.call("bob", calls.clear)
+        except Deferred as error:
+            second.append(error)
+
+    waiting = threading.Thread(target=wait_for_turn)
+    waiting.start()
+    leave.set()  # the first call comes back busy while the second one waits for its turn
+    thread.join(5)
+    waiting.join(5)
+    assert calls == ["first"]  # the second call was never made
+    assert isinstance(second[0], Deferred) and second[0].back_off == pytest.approx(2.0)
+    clock[0] += 2.01
+    assert gate.call("bob", lambda: "called") == "called"
+
+
+def test_a_call_that_cannot_get_its_turn_is_deferred_not_made() -> None:
+    gate = MailboxGate(wait_seconds=0.05)
+    entered, leave = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        entered.set()
+        leave.wait(5)
+
+    thread = threading.Thread(target=gate.call, args=("bob", slow))
+    thread.start()
+    entered.wait(5)
+    with pytest.raises(Deferred) as deferred:
+        gate.call("bob", lambda: pytest.fail("called while another call to the mailbox was under way"))
+    assert deferred.value.throttled and deferred.value.back_off == 1.0
+    leave.set()
+    thread.join(5)
