@@ -1,15 +1,27 @@
-"""CalendarItem fields: reading them from requests and writing them in the schema's order."""
+"""CalendarItem fields read from requests (CreateItem, UpdateItem), with the rules Exchange applies on save.
+
+Writing items back is ``ews_sim.item_xml``; searching them is ``ews_sim.restrictions``. Exchange's
+rules applied here: a subject is cut to 255 characters; an all-day item's start moves back and its
+end forward to midnight in the item's time zone (its StartTimeZone, else the request's
+TimeZoneContext, else UTC), as Microsoft's "Create all-day events by using EWS" describes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from lxml import etree
 
-from ews_sim.store import EXT_ATTRS, Attendee, CalendarItem, ExtendedValue, ext_key
-from ews_sim.xmlutil import attr, child_text, esc, fmt_bool, fmt_dt, local, parse_bool, parse_dt, tq
+from ews_sim import timezones
+from ews_sim.item_xml import Ctx, Shape, id_only_xml, item_xml
+from ews_sim.recurrence import Recurrence, RecurrenceError
+from ews_sim.store import Attendee, CalendarItem, ExtendedValue, ext_key
+from ews_sim.xmlutil import child_text, local, parse_bool, parse_dt, tq
+
+__all__ = ["Ctx", "FieldError", "Shape", "apply_element", "id_only_xml", "item_xml"]
+
+MAX_SUBJECT = 255
 
 
 class FieldError(Exception):
@@ -17,232 +29,6 @@ class FieldError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass
-class Shape:
-    base: str = "IdOnly"
-    fields: set[str] = field(default_factory=set)
-    extended: list[dict[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def from_element(cls, elem: etree._Element | None) -> Shape:
-        if elem is None:
-            return cls(base="Default")
-        shape = cls(base=child_text(elem, "BaseShape") or "IdOnly")
-        extra = elem.find(tq("AdditionalProperties"))
-        if extra is not None:
-            for prop in extra:
-                name = local(prop)
-                if name == "FieldURI":
-                    shape.fields.add(prop.get("FieldURI", ""))
-                elif name == "ExtendedFieldURI":
-                    shape.extended.append(dict(prop.attrib))
-        return shape
-
-    def wants(self, uri: str) -> bool:
-        if uri in self.fields or self.base == "AllProperties":
-            return True
-        return self.base == "Default" and uri in DEFAULT_FIELDS
-
-
-def _text(tag: str, value: str) -> str:
-    return f"<t:{tag}>{esc(value)}</t:{tag}>"
-
-
-def _mailbox_xml(person: Attendee, in_org: Callable[[str], bool]) -> str:
-    kind = "Mailbox" if in_org(person.email) else "OneOff"
-    return (
-        f"<t:Mailbox>{_text('Name', person.name or person.email)}{_text('EmailAddress', person.email)}"
-        f"<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>{kind}</t:MailboxType></t:Mailbox>"
-    )
-
-
-def _attendees_xml(tag: str, people: list[Attendee], in_org: Callable[[str], bool]) -> str | None:
-    if not people:
-        return None
-    parts = []
-    for person in people:
-        when = _text("LastResponseTime", fmt_dt(person.last_response_time)) if person.last_response_time else ""
-        parts.append(
-            f"<t:Attendee>{_mailbox_xml(person, in_org)}"
-            f"<t:ResponseType>{person.response}</t:ResponseType>{when}</t:Attendee>"
-        )
-    return f"<t:{tag}>{''.join(parts)}</t:{tag}>"
-
-
-def _duration(item: CalendarItem) -> str:
-    minutes = int((item.end - item.start).total_seconds() // 60)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    out = "P" + (f"{days}D" if days else "")
-    if hours or mins or not days:
-        out += "T" + (f"{hours}H" if hours else "") + (f"{mins}M" if mins or not hours else "")
-    return out
-
-
-def _appointment_state(item: CalendarItem) -> int:
-    # Bit flags as Exchange stores them: 1 meeting, 2 received (an attendee's copy), 4 cancelled.
-    state = 1 if item.is_meeting else 0
-    if item.is_meeting and not item.is_organizer_copy:
-        state |= 2
-    if item.is_cancelled:
-        state |= 4
-    return state
-
-
-def _tz_xml(tag: str, tz_id: str | None) -> str | None:
-    if not tz_id:
-        return None
-    return f"<t:{tag} Id={attr(tz_id)} Name={attr(tz_id)}/>"
-
-
-Writer = Callable[[CalendarItem, "Ctx"], "str | None"]
-
-
-@dataclass
-class Ctx:
-    """What writing an item needs beyond the item itself."""
-
-    in_org: Callable[[str], bool]
-    folder_id: str
-    shape: Shape
-
-
-ITEM_FIELDS: list[tuple[str, Writer]] = [
-    ("item:ParentFolderId", lambda i, c: f'<t:ParentFolderId Id={attr(c.folder_id)} ChangeKey="AQAAAA=="/>'),
-    ("item:ItemClass", lambda i, c: _text("ItemClass", "IPM.Appointment")),
-    ("item:Subject", lambda i, c: _text("Subject", i.subject)),
-    ("item:Sensitivity", lambda i, c: _text("Sensitivity", i.sensitivity)),
-    ("item:Body", lambda i, c: f"<t:Body BodyType={attr(i.body_type)}>{esc(i.body)}</t:Body>"),
-    ("item:DateTimeReceived", lambda i, c: _text("DateTimeReceived", fmt_dt(i.created))),
-    ("item:Size", lambda i, c: _text("Size", str(512 + len(i.body.encode()) + len(i.subject.encode())))),
-    (
-        "item:Categories",
-        lambda i, c: (
-            "<t:Categories>" + "".join(_text("String", s) for s in i.categories) + "</t:Categories>"
-            if i.categories
-            else None
-        ),
-    ),
-    ("item:Importance", lambda i, c: _text("Importance", i.importance)),
-    ("item:IsSubmitted", lambda i, c: _text("IsSubmitted", "false")),
-    ("item:IsDraft", lambda i, c: _text("IsDraft", "false")),
-    ("item:IsFromMe", lambda i, c: _text("IsFromMe", "false")),
-    ("item:IsResend", lambda i, c: _text("IsResend", "false")),
-    ("item:IsUnmodified", lambda i, c: _text("IsUnmodified", "false")),
-    ("item:DateTimeSent", lambda i, c: _text("DateTimeSent", fmt_dt(i.created))),
-    ("item:DateTimeCreated", lambda i, c: _text("DateTimeCreated", fmt_dt(i.created))),
-    ("item:ReminderDueBy", lambda i, c: _text("ReminderDueBy", fmt_dt(i.start))),
-    ("item:ReminderIsSet", lambda i, c: _text("ReminderIsSet", fmt_bool(i.reminder_is_set))),
-    (
-        "item:ReminderMinutesBeforeStart",
-        lambda i, c: _text("ReminderMinutesBeforeStart", str(i.reminder_minutes)),
-    ),
-    ("item:DisplayCc", lambda i, c: _text("DisplayCc", "; ".join(a.name or a.email for a in i.optional))),
-    ("item:DisplayTo", lambda i, c: _text("DisplayTo", "; ".join(a.name or a.email for a in i.required))),
-    ("item:HasAttachments", lambda i, c: _text("HasAttachments", "false")),
-    ("item:ExtendedProperty", lambda i, c: _extended_xml(i, c.shape)),
-    ("item:Culture", lambda i, c: _text("Culture", "en-US")),
-    ("item:LastModifiedName", lambda i, c: _text("LastModifiedName", i.mailbox)),
-    ("item:LastModifiedTime", lambda i, c: _text("LastModifiedTime", fmt_dt(i.modified))),
-    ("item:IsAssociated", lambda i, c: _text("IsAssociated", "false")),
-    ("calendar:UID", lambda i, c: _text("UID", i.uid)),
-    ("calendar:DateTimeStamp", lambda i, c: _text("DateTimeStamp", fmt_dt(i.modified))),
-    ("calendar:Start", lambda i, c: _text("Start", fmt_dt(i.start))),
-    ("calendar:End", lambda i, c: _text("End", fmt_dt(i.end))),
-    ("calendar:IsAllDayEvent", lambda i, c: _text("IsAllDayEvent", fmt_bool(i.is_all_day))),
-    ("calendar:LegacyFreeBusyStatus", lambda i, c: _text("LegacyFreeBusyStatus", i.free_busy)),
-    ("calendar:Location", lambda i, c: _text("Location", i.location) if i.location is not None else None),
-    ("calendar:IsMeeting", lambda i, c: _text("IsMeeting", fmt_bool(i.is_meeting))),
-    ("calendar:IsCancelled", lambda i, c: _text("IsCancelled", fmt_bool(i.is_cancelled))),
-    ("calendar:IsRecurring", lambda i, c: _text("IsRecurring", "false")),
-    (
-        "calendar:MeetingRequestWasSent",
-        lambda i, c: _text("MeetingRequestWasSent", fmt_bool(i.meeting_request_was_sent)),
-    ),
-    (
-        "calendar:IsResponseRequested",
-        lambda i, c: _text("IsResponseRequested", fmt_bool(i.is_response_requested)),
-    ),
-    ("calendar:CalendarItemType", lambda i, c: _text("CalendarItemType", "Single")),
-    ("calendar:MyResponseType", lambda i, c: _text("MyResponseType", i.my_response)),
-    (
-        "calendar:Organizer",
-        lambda i, c: f"<t:Organizer>{_mailbox_xml(i.organizer, c.in_org)}</t:Organizer>" if i.organizer else None,
-    ),
-    ("calendar:RequiredAttendees", lambda i, c: _attendees_xml("RequiredAttendees", i.required, c.in_org)),
-    ("calendar:OptionalAttendees", lambda i, c: _attendees_xml("OptionalAttendees", i.optional, c.in_org)),
-    ("calendar:Resources", lambda i, c: _attendees_xml("Resources", i.resources, c.in_org)),
-    ("calendar:ConflictingMeetingCount", lambda i, c: _text("ConflictingMeetingCount", "0")),
-    ("calendar:AdjacentMeetingCount", lambda i, c: _text("AdjacentMeetingCount", "0")),
-    ("calendar:Duration", lambda i, c: _text("Duration", _duration(i))),
-    ("calendar:AppointmentSequenceNumber", lambda i, c: _text("AppointmentSequenceNumber", str(i.sequence))),
-    ("calendar:AppointmentState", lambda i, c: _text("AppointmentState", str(_appointment_state(i)))),
-    ("calendar:StartTimeZone", lambda i, c: _tz_xml("StartTimeZone", i.start_tz)),
-    ("calendar:EndTimeZone", lambda i, c: _tz_xml("EndTimeZone", i.end_tz)),
-    ("calendar:ConferenceType", lambda i, c: _text("ConferenceType", "0")),
-    (
-        "calendar:AllowNewTimeProposal",
-        lambda i, c: _text("AllowNewTimeProposal", fmt_bool(i.allow_new_time_proposal)),
-    ),
-    ("calendar:IsOnlineMeeting", lambda i, c: _text("IsOnlineMeeting", "false")),
-]
-
-KNOWN_FIELDS = {uri for uri, _ in ITEM_FIELDS}
-DEFAULT_FIELDS = {
-    "item:Subject",
-    "item:HasAttachments",
-    "item:IsAssociated",
-    "calendar:Start",
-    "calendar:End",
-    "calendar:LegacyFreeBusyStatus",
-    "calendar:Location",
-    "calendar:CalendarItemType",
-    "calendar:Organizer",
-}
-
-
-def _ext_uri_xml(attrs: dict[str, str]) -> str:
-    parts = "".join(f" {name}={attr(attrs[name])}" for name in EXT_ATTRS if name in attrs)
-    return f"<t:ExtendedFieldURI{parts}/>"
-
-
-def _extended_xml(item: CalendarItem, shape: Shape) -> str | None:
-    out = []
-    for wanted in shape.extended:
-        found = item.extended.get(ext_key(wanted))
-        if found is None:
-            continue
-        if isinstance(found.value, list):
-            values = "".join(_text("Value", v) for v in found.value)
-            out.append(f"<t:ExtendedProperty>{_ext_uri_xml(wanted)}<t:Values>{values}</t:Values></t:ExtendedProperty>")
-        else:
-            out.append(f"<t:ExtendedProperty>{_ext_uri_xml(wanted)}{_text('Value', found.value)}</t:ExtendedProperty>")
-    return "".join(out) or None
-
-
-def item_xml(item: CalendarItem, ctx: Ctx) -> str:
-    parts = [f"<t:ItemId Id={attr(item.item_id)} ChangeKey={attr(item.change_key)}/>"]
-    for uri, writer in ITEM_FIELDS:
-        if uri == "item:ExtendedProperty":
-            if ctx.shape.extended:
-                value = writer(item, ctx)
-                if value:
-                    parts.append(value)
-            continue
-        if ctx.shape.wants(uri):
-            value = writer(item, ctx)
-            if value is not None:
-                parts.append(value)
-    return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
-
-
-def id_only_xml(item: CalendarItem) -> str:
-    return f"<t:CalendarItem><t:ItemId Id={attr(item.item_id)} ChangeKey={attr(item.change_key)}/></t:CalendarItem>"
-
-
-# --- reading fields from a request ------------------------------------------------------------------
 
 
 def _attendees(elem: etree._Element) -> list[Attendee]:
@@ -268,52 +54,71 @@ def _parse_extended(elem: etree._Element) -> ExtendedValue:
     return ExtendedValue(attrs=dict(uri.attrib), value=value)
 
 
+def cut_subject(text: str) -> str:
+    return text[:MAX_SUBJECT]
+
+
+def _recurrence(elem: etree._Element) -> Recurrence:
+    try:
+        return Recurrence.from_xml(elem)
+    except (RecurrenceError, ValueError) as exc:
+        raise FieldError(getattr(exc, "code", "ErrorInvalidRecurrence"), str(exc)) from exc
+
+
+# Elements whose text is stored as it comes, by attribute name.
+_TEXT = {
+    "Sensitivity": "sensitivity",
+    "Importance": "importance",
+    "LegacyFreeBusyStatus": "free_busy",
+    "Location": "location",
+    "UID": "uid",
+    "InReplyTo": "in_reply_to",
+    "When": "when",
+    "MeetingWorkspaceUrl": "meeting_workspace_url",
+    "NetShowUrl": "net_show_url",
+    "Culture": "culture",
+}
+_BOOL = {
+    "ReminderIsSet": "reminder_is_set",
+    "IsAllDayEvent": "is_all_day",
+    "IsResponseRequested": "is_response_requested",
+    "AllowNewTimeProposal": "allow_new_time_proposal",
+}
+_LISTS = {"RequiredAttendees": "required", "OptionalAttendees": "optional", "Resources": "resources"}
+
+
 def apply_element(item: CalendarItem, elem: etree._Element, zone: tzinfo | None) -> None:
     """Set one property from a request's CalendarItem child element."""
     name = local(elem)
     text = elem.text or ""
-    if name == "Subject":
-        item.subject = text
+    if name in _TEXT:
+        setattr(item, _TEXT[name], text)
+    elif name in _BOOL:
+        setattr(item, _BOOL[name], parse_bool(text))
+    elif name in _LISTS:
+        setattr(item, _LISTS[name], _merge_answers(getattr(item, _LISTS[name]), _attendees(elem)))
+    elif name == "Subject":
+        item.subject = cut_subject(text)
     elif name == "Body":
         item.body, item.body_type = text, elem.get("BodyType", "Text")
-    elif name == "Sensitivity":
-        item.sensitivity = text
-    elif name == "Importance":
-        item.importance = text
     elif name == "Categories":
         item.categories = [s.text or "" for s in elem]
-    elif name == "ReminderIsSet":
-        item.reminder_is_set = parse_bool(text)
     elif name == "ReminderMinutesBeforeStart":
         item.reminder_minutes = int(text)
+    elif name == "ReminderDueBy":
+        item.reminder_due_by = parse_dt(text, zone)
     elif name in ("Start", "End"):
         setattr(item, name.lower(), parse_dt(text, zone))
-    elif name == "IsAllDayEvent":
-        item.is_all_day = parse_bool(text)
-    elif name == "LegacyFreeBusyStatus":
-        item.free_busy = text
-    elif name == "Location":
-        item.location = text
-    elif name == "IsResponseRequested":
-        item.is_response_requested = parse_bool(text)
-    elif name == "AllowNewTimeProposal":
-        item.allow_new_time_proposal = parse_bool(text)
-    elif name == "RequiredAttendees":
-        item.required = _merge_answers(item.required, _attendees(elem))
-    elif name == "OptionalAttendees":
-        item.optional = _merge_answers(item.optional, _attendees(elem))
-    elif name == "Resources":
-        item.resources = _merge_answers(item.resources, _attendees(elem))
-    elif name == "StartTimeZone":
-        item.start_tz = elem.get("Id")
-    elif name == "EndTimeZone":
-        item.end_tz = elem.get("Id")
-    elif name == "UID":
-        item.uid = text
+    elif name == "ConferenceType":
+        item.conference_type = int(text)
+    elif name in ("StartTimeZone", "EndTimeZone"):
+        setattr(item, "start_tz" if name == "StartTimeZone" else "end_tz", elem.get("Id"))
+    elif name == "Recurrence":
+        item.recurrence = _recurrence(elem)
     elif name == "ExtendedProperty":
         value = _parse_extended(elem)
         item.extended[ext_key(value.attrs)] = value
-    # Other settable properties (ItemClass, Culture, MeetingTimeZone, ...) change nothing the simulator reports.
+    # Other settable properties (ItemClass, MeetingTimeZone, ...) change nothing the simulator reports.
 
 
 def _merge_answers(old: list[Attendee], new: list[Attendee]) -> list[Attendee]:
@@ -326,19 +131,32 @@ def _merge_answers(old: list[Attendee], new: list[Attendee]) -> list[Attendee]:
     return new
 
 
+def _reset(name: str, value: object) -> Callable[[CalendarItem], None]:
+    return lambda item: setattr(item, name, value)
+
+
 DELETABLE_DEFAULTS: dict[str, Callable[[CalendarItem], None]] = {
-    "item:Body": lambda i: setattr(i, "body", ""),
+    "item:Subject": _reset("subject", ""),
+    "item:Body": _reset("body", ""),
     "item:Categories": lambda i: setattr(i, "categories", []),
-    "calendar:Location": lambda i: setattr(i, "location", None),
+    "item:InReplyTo": _reset("in_reply_to", None),
+    "item:Culture": _reset("culture", "en-US"),
+    "item:ReminderDueBy": _reset("reminder_due_by", None),
+    "calendar:Location": _reset("location", None),
+    "calendar:When": _reset("when", None),
     "calendar:RequiredAttendees": lambda i: setattr(i, "required", []),
     "calendar:OptionalAttendees": lambda i: setattr(i, "optional", []),
     "calendar:Resources": lambda i: setattr(i, "resources", []),
-    "item:ReminderMinutesBeforeStart": lambda i: setattr(i, "reminder_minutes", 15),
-    "calendar:StartTimeZone": lambda i: setattr(i, "start_tz", None),
-    "calendar:EndTimeZone": lambda i: setattr(i, "end_tz", None),
+    "item:ReminderMinutesBeforeStart": _reset("reminder_minutes", 15),
+    "calendar:StartTimeZone": _reset("start_tz", None),
+    "calendar:EndTimeZone": _reset("end_tz", None),
     "calendar:MeetingTimeZone": lambda i: None,
-    "item:Sensitivity": lambda i: setattr(i, "sensitivity", "Normal"),
-    "item:Importance": lambda i: setattr(i, "importance", "Normal"),
+    "calendar:MeetingWorkspaceUrl": _reset("meeting_workspace_url", None),
+    "calendar:NetShowUrl": _reset("net_show_url", None),
+    "calendar:ConferenceType": _reset("conference_type", 0),
+    "calendar:Recurrence": _reset("recurrence", None),
+    "item:Sensitivity": _reset("sensitivity", "Normal"),
+    "item:Importance": _reset("importance", "Normal"),
 }
 
 
@@ -347,55 +165,29 @@ def check_times(item: CalendarItem) -> None:
         raise FieldError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
 
 
-def field_value(item: CalendarItem, uri: str) -> object:
-    """A property's value for restrictions and sorting, or None when unset."""
-    getter = FIELD_GETTERS.get(uri)
-    return getter(item) if getter else None
+def item_zone(item: CalendarItem, fallback: tzinfo | None) -> tzinfo:
+    """The zone an item's local times are in: its StartTimeZone, else the request's, else UTC."""
+    if item.start_tz:
+        try:
+            return timezones.zone(item.start_tz)
+        except timezones.UnknownTimeZoneError:
+            pass
+    return fallback or UTC
 
 
-FIELD_GETTERS: dict[str, Callable[[CalendarItem], object]] = {
-    "item:Subject": lambda i: i.subject,
-    "item:Body": lambda i: i.body,
-    "item:ItemClass": lambda i: "IPM.Appointment",
-    "item:Sensitivity": lambda i: i.sensitivity,
-    "item:Importance": lambda i: i.importance,
-    "item:DateTimeCreated": lambda i: i.created,
-    "item:DateTimeReceived": lambda i: i.created,
-    "item:LastModifiedTime": lambda i: i.modified,
-    "item:Categories": lambda i: i.categories or None,
-    "calendar:UID": lambda i: i.uid,
-    "calendar:Start": lambda i: i.start,
-    "calendar:End": lambda i: i.end,
-    "calendar:IsAllDayEvent": lambda i: i.is_all_day,
-    "calendar:LegacyFreeBusyStatus": lambda i: i.free_busy,
-    "calendar:Location": lambda i: i.location,
-    "calendar:IsMeeting": lambda i: i.is_meeting,
-    "calendar:IsCancelled": lambda i: i.is_cancelled,
-    "calendar:MyResponseType": lambda i: i.my_response,
-    "calendar:Organizer": lambda i: i.organizer.email if i.organizer else None,
-}
-
-
-def parse_constant(uri: str, text: str, zone: tzinfo | None) -> object:
-    """A restriction's constant, typed like the property it is compared with."""
-    sample = FIELD_TYPES.get(uri, str)
-    if sample is datetime:
-        return parse_dt(text, zone)
-    if sample is bool:
-        return parse_bool(text)
-    return text
-
-
-FIELD_TYPES: dict[str, type] = {
-    "item:DateTimeCreated": datetime,
-    "item:DateTimeReceived": datetime,
-    "item:LastModifiedTime": datetime,
-    "calendar:Start": datetime,
-    "calendar:End": datetime,
-    "calendar:IsAllDayEvent": bool,
-    "calendar:IsMeeting": bool,
-    "calendar:IsCancelled": bool,
-}
+def snap_all_day(item: CalendarItem, fallback: tzinfo | None) -> None:
+    """An all-day item spans whole days in its zone: the start moves back to midnight, the end forward."""
+    if not item.is_all_day:
+        return
+    tz = item_zone(item, fallback)
+    start, end = item.start.astimezone(tz), item.end.astimezone(tz)
+    first = datetime.combine(start.date(), time(0), tz)
+    last = datetime.combine(end.date(), time(0), tz)
+    if end.replace(tzinfo=None) != last.replace(tzinfo=None):
+        last = datetime.combine(end.date() + timedelta(days=1), time(0), tz)
+    if last <= first:
+        last = datetime.combine(first.date() + timedelta(days=1), time(0), tz)
+    item.start, item.end = first.astimezone(UTC), last.astimezone(UTC)
 
 
 def iter_children(elem: etree._Element) -> Iterable[etree._Element]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+from ews_sim import series
 from ews_sim.store import Attendee, CalendarItem, Organisation, SentMessage, ext_label, new_item_id
 from ews_sim.xmlutil import now
 
@@ -57,8 +58,13 @@ def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) 
         "is_online_meeting",
         "online_meeting_provider",
         "join_url",
+        "when",
+        "meeting_workspace_url",
+        "net_show_url",
+        "conference_type",
     ):
         setattr(target, name, getattr(item, name))
+    series.copy_into(item, target)
     target.organizer = copy.copy(item.organizer)
     target.required = [copy.copy(a) for a in item.required]
     target.optional = [copy.copy(a) for a in item.optional]
@@ -70,8 +76,9 @@ def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) 
     target.touch()
 
 
-def _deliver(org: Organisation, item: CalendarItem, kind: str, to: str) -> None:
+def _deliver(org: Organisation, item: CalendarItem, kind: str, to: str, occurrence: CalendarItem | None = None) -> None:
     """Record one meeting message the organizer's mailbox sent, so tests can count invitations per attendee."""
+    about = occurrence or item
     org.messages.append(
         SentMessage(
             seq=len(org.messages) + 1,
@@ -81,8 +88,8 @@ def _deliver(org: Organisation, item: CalendarItem, kind: str, to: str) -> None:
             organizer_item_id=item.item_id,
             uid=item.uid,
             subject=item.subject,
-            start=item.start,
-            end=item.end,
+            start=about.start,
+            end=about.end,
             extended={ext_label(v.attrs): v.value for v in item.extended.values()},
         )
     )
@@ -136,6 +143,23 @@ def cancel_all(org: Organisation, item: CalendarItem) -> None:
         _deliver(org, item, "cancel", email)
         if org.is_mailbox(email):
             cancel_copy(org, item, email)
+
+
+def cancel_occurrence(org: Organisation, master: CalendarItem, occurrence: CalendarItem) -> None:
+    """The organizer deleted one occurrence of a sent series: each attendee gets its cancellation, and the occurrence
+    stays on in-org attendees' copies marked cancelled until they remove it, as a received cancellation leaves it."""
+    assert occurrence.original_start is not None
+    for email in sorted(invited(master)):
+        _deliver(org, master, "cancel", email, occurrence)
+        copy_master = org.find_by_uid(email, master.uid) if org.is_mailbox(email) else None
+        if copy_master is None or copy_master.is_organizer_copy or copy_master.recurrence is None:
+            continue
+        mine = series.instance(copy_master, occurrence.original_start)
+        mine = copy.deepcopy(mine)
+        mine.is_cancelled, mine.free_busy = True, "Free"
+        if not mine.subject.startswith("Canceled: "):
+            mine.subject = "Canceled: " + mine.subject
+        series.save_exception(copy_master, mine)
 
 
 def respond(org: Organisation, mailbox: str, target: CalendarItem, answer: str) -> CalendarItem | None:

@@ -215,6 +215,7 @@ class Simulator:
             if operation is None:
                 raise SoapFault("ErrorInvalidRequest", f"The simulator does not implement {entry.operation}.")
             ctx.zone = _context_zone(header)
+            ctx.zone_id = _context_zone_id(header) if ctx.zone is not None else None
             result = operation.run(ctx, payload)
         except SoapFault as exc:
             entry.http_status = 500
@@ -304,6 +305,12 @@ def _context_zone(header: etree._Element | None) -> Any:
         return timezones.zone(definition.get("Id", ""))
     except timezones.UnknownTimeZoneError as exc:
         raise SoapFault("ErrorTimeZone", f"The time zone {exc} is not known to the server.") from exc
+
+
+def _context_zone_id(header: etree._Element | None) -> str | None:
+    context = header.find(tq("TimeZoneContext")) if header is not None else None
+    definition = context.find(tq("TimeZoneDefinition")) if context is not None else None
+    return definition.get("Id") if definition is not None else None
 
 
 def _schema_fault(problem: Any) -> str:

@@ -11,8 +11,12 @@ import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ews_sim.xmlutil import now
+
+if TYPE_CHECKING:
+    from ews_sim.recurrence import Recurrence
 
 EXT_ATTRS = (
     "DistinguishedPropertySetId",
@@ -116,6 +120,24 @@ class CalendarItem:
     is_online_meeting: bool = False
     online_meeting_provider: str = "unknown"
     join_url: str | None = None
+    # Stored and returned as sent; Exchange gives them no behaviour a calendar client sees.
+    in_reply_to: str | None = None
+    when: str | None = None
+    meeting_workspace_url: str | None = None
+    net_show_url: str | None = None
+    culture: str = "en-US"
+    conference_type: int = 0
+    reminder_due_by: datetime | None = None  # None: the start, as Exchange sets it
+    # A recurring series (ews_sim.series): the master holds the pattern, its modified occurrences (exceptions,
+    # keyed by their original start in UTC) and the original starts of its deleted occurrences.
+    recurrence: Recurrence | None = None
+    exceptions: dict[datetime, CalendarItem] = field(default_factory=dict)
+    deleted_occurrences: set[datetime] = field(default_factory=set)
+    # Set on the instances of a series handed out by ews_sim.series: Occurrence or Exception, their master and
+    # the start the pattern gave them.
+    instance_kind: str | None = None
+    master_id: str | None = None
+    original_start: datetime | None = None
 
     @property
     def change_key(self) -> str:
@@ -131,6 +153,17 @@ class CalendarItem:
     @property
     def is_organizer_copy(self) -> bool:
         return self.organizer_item_id is None
+
+    @property
+    def calendar_item_type(self) -> str:
+        """EWS's CalendarItemType: Single, RecurringMaster, Occurrence or Exception."""
+        if self.instance_kind is not None:
+            return self.instance_kind
+        return "RecurringMaster" if self.recurrence is not None else "Single"
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.recurrence is not None or self.instance_kind is not None
 
 
 @dataclass

@@ -14,11 +14,11 @@ import binascii
 import copy
 import hashlib
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ews_sim import meetings
+from ews_sim import meetings, series
 from ews_sim.graph import query
 from ews_sim.graph.directory import object_id
 from ews_sim.graph.errors import GraphError, bad_request
@@ -97,7 +97,7 @@ def _event(req: GraphRequest) -> CalendarItem:
         base64.b64decode(eid, validate=True)
     except (binascii.Error, ValueError):
         raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.") from None
-    item = req.org.item(req.mailbox or "", eid)
+    item = series.resolve(req.org, req.mailbox or "", eid)
     if item is None:
         raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
     return item
@@ -208,7 +208,7 @@ def list_events(req: GraphRequest) -> GraphResponse:
     return _page(req, found, "events")
 
 
-def calendar_view(req: GraphRequest) -> GraphResponse:
+def _window(req: GraphRequest) -> tuple[datetime, datetime]:
     start_text = next((v for k, v in req.query.items() if k.lower() == "startdatetime"), None)
     end_text = next((v for k, v in req.query.items() if k.lower() == "enddatetime"), None)
     if not start_text or not end_text:
@@ -218,15 +218,45 @@ def calendar_view(req: GraphRequest) -> GraphResponse:
             "This request requires a time window specified by the query string parameters StartDateTime and "
             "EndDateTime.",
         )
-    start, end = parse_local(start_text, UTC, "startDateTime"), parse_local(end_text, UTC, "endDateTime")
-    found = [i for i in req.org.calendar(req.mailbox or "").values() if i.start < end and i.end > start]
-    found.sort(key=lambda i: (i.start, i.end))
+    return parse_local(start_text, UTC, "startDateTime"), parse_local(end_text, UTC, "endDateTime")
+
+
+def calendar_view(req: GraphRequest) -> GraphResponse:
+    """Single events, occurrences and exceptions in the window; one ending exactly at its start is in it, as
+    Exchange's calendar view has it (microsoftgraph/microsoft-graph-docs-contrib#387 shows the same)."""
+    start, end = _window(req)
+    found = series.view(req.org, req.mailbox or "", start, end, edge=True)
     text = req.query.get("$filter")
     if text:
         predicate = query.compile_filter(text)
         found = [item for item in found if predicate(item)]
     found = query.order(found, req.query.get("$orderby"))
     return _page(req, found, "calendarView")
+
+
+def list_instances(req: GraphRequest) -> GraphResponse:
+    """The occurrences and exceptions of a series master within the window."""
+    master = _event(req)
+    if master.recurrence is None:
+        raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. The event is not a series.")
+    start, end = _window(req)
+    found = sorted(series.expand(master, start, end, edge=True), key=lambda i: (i.start, i.end))
+    return _page(req, found, f"events('{rest_id(master.item_id)}')/instances")
+
+
+def _recurring(item: CalendarItem, stored: CalendarItem | None = None) -> None:
+    """A new or re-patterned series starts at its first occurrence; a series whose times or pattern changed starts
+    over from its pattern."""
+    if item.recurrence is None:
+        item.exceptions.clear()
+        item.deleted_occurrences.clear()
+        return
+    if stored is not None and (item.recurrence, item.start, item.end) == (stored.recurrence, stored.start, stored.end):
+        return
+    try:
+        series.reschedule(item)
+    except series.SeriesError as exc:
+        raise GraphError(400, "ErrorPropertyValidationFailure", exc.message) from exc
 
 
 # --- one event ----------------------------------------------------------------------------------------
@@ -251,6 +281,7 @@ def create_event(req: GraphRequest) -> GraphResponse:
             400, "ErrorInvalidRequest", "Your request can't be completed. An event needs a start and an end."
         )
     _check_times(item)
+    _recurring(item)
     item.transaction_id = transaction
     item.organizer = Attendee(email=mailbox, name=mailbox, response="Organizer")
     _online_meeting(req, item, written)
@@ -275,6 +306,9 @@ def update_event(req: GraphRequest) -> GraphResponse:
     old_emails = meetings.invited(stored)
     written = apply_event(item, body)
     _check_times(item)
+    if stored.instance_kind is not None:
+        return _update_occurrence(req, item, written)
+    _recurring(item, stored)
     attached = item.is_organizer_copy and _online_meeting(req, item, written)
     item.touch()
     req.org.add_item(item)
@@ -294,8 +328,30 @@ def update_event(req: GraphRequest) -> GraphResponse:
     return _entity(req, item, expand=False)
 
 
+def _update_occurrence(req: GraphRequest, item: CalendarItem, written: Written) -> GraphResponse:
+    master = req.org.item(req.mailbox or "", item.master_id or "")
+    if master is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    if item.recurrence is not None:
+        raise GraphError(400, "ErrorPropertyValidationFailure", "An occurrence cannot have a recurrence of its own.")
+    series.save_exception(master, item)
+    if master.is_organizer_copy and master.attendees() and written.changed & ATTENDEE_VISIBLE:
+        master.sequence += 1
+        meetings.send_invitations(req.org, master, old_emails=meetings.invited(master), times_changed=False)
+    if req.prefer.get("return") == "minimal":
+        return GraphResponse(204, headers={"ETag": f'W/"{item.change_key}"'})
+    return _entity(req, item, expand=False)
+
+
 def delete_event(req: GraphRequest) -> GraphResponse:
     item = _event(req)
+    if item.instance_kind is not None:
+        master = req.org.item(req.mailbox or "", item.master_id or "")
+        if master is not None and item.original_start is not None:
+            series.delete_occurrence(master, item.original_start)
+            if master.is_meeting and master.is_organizer_copy:
+                meetings.cancel_occurrence(req.org, master, item)
+        return GraphResponse(204)
     if item.is_meeting and item.is_organizer_copy:
         meetings.cancel_all(req.org, item)
     req.org.remove_item(item)

@@ -29,6 +29,7 @@ OPERATIONS = (
     "graph.createEvent",
     "graph.listEvents",
     "graph.calendarView",
+    "graph.listInstances",
     "graph.getEvent",
     "graph.updateEvent",
     "graph.deleteEvent",
@@ -132,6 +133,11 @@ def register() -> None:
             Route("graph.updateEvent", events.update_event, WRITE_ROLES, event_body),
         )
         _add("DELETE", f"{prefix}/events/{{event}}", Route("graph.deleteEvent", events.delete_event, WRITE_ROLES))
+        _add(
+            "GET",
+            f"{prefix}/events/{{event}}/instances",
+            Route("graph.listInstances", events.list_instances, READ_ROLES),
+        )
         for action, operation, handler in (
             ("cancel", "graph.cancelEvent", events.cancel_event),
             ("accept", "graph.acceptEvent", events.responder("Accept")),

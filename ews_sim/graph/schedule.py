@@ -1,6 +1,7 @@
 """calendar: getSchedule, free/busy of up to 20 schedules over at most 62 days.
 
-Each schedule is answered on its own: an address that is no mailbox gets an ``error`` entry
+Recurring series are expanded into their occurrences and exceptions within the window. Each schedule
+is answered on its own: an address that is no mailbox gets an ``error`` entry
 (``Unable to resolve e-mail address ...``), not a failed call. Items overlapping the window are
 returned whole with their free/busy status; ``availabilityView`` has one digit per
 ``availabilityViewInterval`` minutes (0 free or working elsewhere, 1 tentative, 2 busy, 3 out of
@@ -14,6 +15,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from ews_sim import series
 from ews_sim.graph.errors import GraphError, message_for
 from ews_sim.graph.json import SHOW_AS, fmt_dtz, parse_dtz
 from ews_sim.graph.routes import GraphRequest, GraphResponse
@@ -141,10 +143,7 @@ def get_schedule(req: GraphRequest) -> GraphResponse:
             code = "MailboxNotEnabledForRESTAPI"
             values.append({"scheduleId": address, "error": {"message": message_for(code), "responseCode": code}})
             continue
-        items = sorted(
-            (i for i in req.org.calendar(email).values() if i.start < end and i.end > start),
-            key=lambda i: (i.start, i.end),
-        )
+        items = series.view(req.org, email, start, end)
         values.append(
             {
                 "scheduleId": address,

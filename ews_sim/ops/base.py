@@ -9,8 +9,8 @@ from typing import ClassVar
 
 from lxml import etree
 
-from ews_sim import responses
-from ews_sim.store import Organisation, ServiceAccount
+from ews_sim import responses, series
+from ews_sim.store import CalendarItem, Organisation, ServiceAccount
 from ews_sim.xmlutil import child_text, local, mq, tq
 
 
@@ -42,6 +42,7 @@ class Context:
     account: ServiceAccount
     mailbox: str | None
     zone: tzinfo | None
+    zone_id: str | None = None  # the TimeZoneContext's Windows id
     # Codes injected for single mailboxes of a multi-mailbox request (availability).
     mailbox_faults: dict[str, str] = field(default_factory=dict)
 
@@ -118,3 +119,35 @@ class Operation:
 def items_container(elem: etree._Element, name: str) -> list[etree._Element]:
     found = elem.find(mq(name))
     return [c for c in found if isinstance(c.tag, str)] if found is not None else []
+
+
+def find_item(ctx: Context, mailbox: str, ref: etree._Element) -> CalendarItem:
+    """The item an ``ItemId``, ``OccurrenceItemId`` (a master and a 1-based index) or ``RecurringMasterItemId`` (an
+    occurrence, meaning its master) names; an occurrence's own id is an ``ItemId`` like any other."""
+    kind = local(ref)
+    try:
+        if kind == "OccurrenceItemId":
+            master = ctx.org.item(mailbox, ref.get("RecurringMasterId", ""))
+            if master is None:
+                raise MessageError("ErrorItemNotFound")
+            if master.recurrence is None:
+                raise MessageError(
+                    "ErrorCalendarCannotUseIdForOccurrenceId", "The Id of a non-recurring item cannot name occurrences."
+                )
+            return series.by_index(master, int(ref.get("InstanceIndex", "0")))
+        if kind == "RecurringMasterItemId":
+            found = series.resolve(ctx.org, mailbox, ref.get("OccurrenceId", ""))
+            if found is None:
+                raise MessageError("ErrorItemNotFound")
+            master = series.master_of(ctx.org, mailbox, found)
+            if master is None or (found.instance_kind is None and found.recurrence is None):
+                raise MessageError(
+                    "ErrorCalendarCannotUseIdForRecurringMasterId", "The Id is not the id of an occurrence."
+                )
+            return master
+        found = series.resolve(ctx.org, mailbox, ref.get("Id", ""))
+    except series.SeriesError as exc:
+        raise MessageError(exc.code, exc.message) from exc
+    if found is None:
+        raise MessageError("ErrorItemNotFound")
+    return found

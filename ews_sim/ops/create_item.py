@@ -6,7 +6,7 @@ import uuid
 
 from lxml import etree
 
-from ews_sim import items, meetings, responses
+from ews_sim import items, meetings, responses, series
 from ews_sim.ops.base import Context, MessageError, Operation, first_folder, items_container
 from ews_sim.store import Attendee, CalendarItem, new_item_id
 from ews_sim.xmlutil import local, mq, now
@@ -55,7 +55,16 @@ class CreateItem(Operation):
             seen.add(local(child))
         if not {"Start", "End"} <= seen:
             raise MessageError("ErrorInvalidRequest", "A calendar item needs Start and End.")
+        # Exchange keeps the request's zone as the item's when it names none.
+        item.start_tz = item.start_tz or ctx.zone_id
+        item.end_tz = item.end_tz or ctx.zone_id
         items.check_times(item)
+        items.snap_all_day(item, ctx.zone)
+        if item.recurrence is not None:
+            try:
+                series.align(item)
+            except series.SeriesError as exc:
+                raise MessageError(exc.code, exc.message) from exc
         item.organizer = Attendee(email=mailbox, name=mailbox, response="Organizer")
         ctx.org.add_item(item)
         if item.attendees():

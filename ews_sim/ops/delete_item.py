@@ -1,11 +1,15 @@
-"""DeleteItem: removes items; an organizer's meeting deleted with cancellations cancels the attendees' copies."""
+"""DeleteItem: removes items; an organizer's meeting deleted with cancellations cancels the attendees' copies.
+
+An occurrence's id (or ``OccurrenceItemId``) deletes that occurrence from its series; a meeting's
+attendees get a cancellation of that occurrence when cancellations are sent.
+"""
 
 from __future__ import annotations
 
 from lxml import etree
 
-from ews_sim import meetings, responses
-from ews_sim.ops.base import Context, Operation, items_container
+from ews_sim import meetings, responses, series
+from ews_sim.ops.base import Context, MessageError, Operation, find_item, items_container
 
 
 class DeleteItem(Operation):
@@ -19,9 +23,18 @@ class DeleteItem(Operation):
         mailbox = ctx.acting_mailbox()
         messages = []
         for ref in items_container(elem, "ItemIds"):
-            item = ctx.org.item(mailbox, ref.get("Id", ""))
-            if item is None:
-                messages.append(responses.message(self.name, code="ErrorItemNotFound"))
+            try:
+                item = find_item(ctx, mailbox, ref)
+            except MessageError as exc:
+                messages.append(responses.message(self.name, code=exc.code, text=exc.text))
+                continue
+            if item.instance_kind is not None:
+                master = ctx.org.item(mailbox, item.master_id or "")
+                if master is not None and item.original_start is not None:
+                    series.delete_occurrence(master, item.original_start)
+                    if master.is_meeting and master.is_organizer_copy and send != meetings.SEND_NONE:
+                        meetings.cancel_occurrence(ctx.org, master, item)
+                messages.append(responses.message(self.name))
                 continue
             if item.is_meeting and item.is_organizer_copy and send != meetings.SEND_NONE:
                 meetings.cancel_all(ctx.org, item)

@@ -1,13 +1,16 @@
-"""FindItem: restrictions, sort order, IndexedPageItemView paging and CalendarView expansion."""
+"""FindItem: restrictions, sort order, IndexedPageItemView paging and CalendarView expansion.
+
+Without a CalendarView, a calendar's single items and recurring masters are found; with one, its
+single items, occurrences and exceptions within the window (never masters), as Exchange expands.
+"""
 
 from __future__ import annotations
 
 from lxml import etree
 
-from ews_sim import items, responses
+from ews_sim import item_xml, items, responses, series
 from ews_sim.ops.base import Context, MessageError, Operation, first_folder, folder_id
 from ews_sim.restrictions import compile_restriction, sort_key
-from ews_sim.store import CalendarItem
 from ews_sim.xmlutil import local, mq, parse_dt, tq
 
 
@@ -27,32 +30,35 @@ class FindItem(Operation):
 
     def _find(self, ctx: Context, elem: etree._Element) -> str:
         kind, mailbox = first_folder(ctx, elem.find(mq("ParentFolderIds")))
-        found: list[CalendarItem] = list(ctx.org.calendar(mailbox).values()) if kind == "calendar" else []
         restriction = elem.find(mq("Restriction"))
         view = elem.find(mq("CalendarView"))
         if view is not None and restriction is not None:
             raise MessageError("ErrorInvalidRestriction", "Restrictions are not allowed with a CalendarView.")
+        if view is not None:
+            start, end = parse_dt(view.get("StartDate", ""), ctx.zone), parse_dt(view.get("EndDate", ""), ctx.zone)
+            if end < start:
+                raise MessageError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
+            # Microsoft's CalendarView reference: items ending before StartDate, or starting on or after EndDate,
+            # are left out, so an item ending exactly at StartDate is in the view.
+            found = series.view(ctx.org, mailbox, start, end, edge=True) if kind == "calendar" else []
+        else:
+            found = list(ctx.org.calendar(mailbox).values()) if kind == "calendar" else []
+            found.sort(key=lambda i: (i.start, i.created))
         if restriction is not None and len(restriction):
             predicate = compile_restriction(next(items.iter_children(restriction)), ctx.zone)
             found = [i for i in found if predicate(i)]
-        found.sort(key=lambda i: (i.start, i.created))
         order = elem.find(mq("SortOrder"))
         if order is not None:
             for field in reversed(list(items.iter_children(order))):
                 path = field.find(tq("FieldURI"))
                 if path is not None:
                     found.sort(key=sort_key(path.get("FieldURI", "")), reverse=field.get("Order") == "Descending")
-        shape = items.Shape.from_element(elem.find(mq("ItemShape")))
-        write_ctx = items.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
+        shape = item_xml.Shape.from_element(elem.find(mq("ItemShape")))
+        write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
         if view is not None:
-            start, end = (
-                parse_dt(view.get("StartDate", ""), ctx.zone),
-                parse_dt(view.get("EndDate", ""), ctx.zone),
-            )
-            found = [i for i in found if i.start < end and i.end > start]
             limit = int(view.get("MaxEntriesReturned") or len(found) or 1)
             page, last = found[:limit], len(found) <= limit
-            rendered = "".join(items.item_xml(i, write_ctx) for i in page)
+            rendered = "".join(item_xml.item_xml(i, write_ctx) for i in page)
             return (
                 f'<m:RootFolder TotalItemsInView="{len(page)}" IncludesLastItemInRange="{str(last).lower()}">'
                 f"<t:Items>{rendered}</t:Items></m:RootFolder>"
@@ -68,7 +74,7 @@ class FindItem(Operation):
                 offset = max(0, len(found) - offset - limit)
         page = found[offset : offset + limit]
         last = offset + len(page) >= len(found)
-        rendered = "".join(items.item_xml(i, write_ctx) for i in page)
+        rendered = "".join(item_xml.item_xml(i, write_ctx) for i in page)
         return (
             f'<m:RootFolder IndexedPagingOffset="{offset + len(page)}" TotalItemsInView="{len(found)}" '
             f'IncludesLastItemInRange="{str(last).lower()}"><t:Items>{rendered}</t:Items></m:RootFolder>'

@@ -1,11 +1,15 @@
-"""GetItem: the properties the shape asks for, extended properties echoed as stored."""
+"""GetItem: the properties the shape asks for, extended properties echoed as stored.
+
+Ids may name a stored item, an occurrence of a series (its own id, or ``OccurrenceItemId``) or a
+series' master (``RecurringMasterItemId``).
+"""
 
 from __future__ import annotations
 
 from lxml import etree
 
-from ews_sim import items, responses
-from ews_sim.ops.base import Context, Operation, folder_id, items_container
+from ews_sim import item_xml, responses
+from ews_sim.ops.base import Context, MessageError, Operation, find_item, folder_id, items_container
 from ews_sim.xmlutil import mq
 
 
@@ -17,14 +21,16 @@ class GetItem(Operation):
         return len(items_container(elem, "ItemIds"))
 
     def run(self, ctx: Context, elem: etree._Element) -> str:
-        shape = items.Shape.from_element(elem.find(mq("ItemShape")))
+        shape = item_xml.Shape.from_element(elem.find(mq("ItemShape")))
         mailbox = ctx.acting_mailbox()
-        write_ctx = items.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
+        write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
         messages = []
         for ref in items_container(elem, "ItemIds"):
-            item = ctx.org.item(mailbox, ref.get("Id", ""))
-            if item is None:
-                messages.append(responses.message(self.name, code="ErrorItemNotFound", inner=self.error_inner))
+            try:
+                item = find_item(ctx, mailbox, ref)
+            except MessageError as exc:
+                messages.append(responses.message(self.name, code=exc.code, text=exc.text, inner=self.error_inner))
                 continue
-            messages.append(responses.message(self.name, inner=f"<m:Items>{items.item_xml(item, write_ctx)}</m:Items>"))
+            body = item_xml.item_xml(item, write_ctx)
+            messages.append(responses.message(self.name, inner=f"<m:Items>{body}</m:Items>"))
         return responses.response(self.name, messages)

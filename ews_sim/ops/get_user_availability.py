@@ -1,7 +1,8 @@
 """GetUserAvailability: free/busy per mailbox, at most 100 mailboxes and 42 days a request.
 
 Times come and go in the request's legacy TimeZone, without offsets, as Exchange's availability
-service does. Events overlapping the window are returned whole, not clipped.
+service does. Events overlapping the window are returned whole, not clipped; recurring series are
+expanded into their occurrences and exceptions within the window.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
-from ews_sim import responses
+from ews_sim import responses, series
 from ews_sim.ops.base import Context, Operation, SoapFault
 from ews_sim.store import CalendarItem
 from ews_sim.timezones import LegacyTimeZone
@@ -107,10 +108,7 @@ class GetUserAvailability(Operation):
             if code is not None:
                 parts.append(self._error(address, code))
                 continue
-            events = sorted(
-                (i for i in ctx.org.calendar(address).values() if i.start < end and i.end > start),
-                key=lambda i: (i.start, i.end),
-            )
+            events = series.view(ctx.org, address, start, end)
             parts.append(self._view(view, events, start_local, end_local, interval, from_utc))
         return (
             f'<m:GetUserAvailabilityResponse xmlns:m="{M}" xmlns:t="{T}"><m:FreeBusyResponseArray>'
@@ -163,9 +161,11 @@ class GetUserAvailability(Operation):
                     details = (
                         f"<t:CalendarEventDetails><t:ID>{esc(item.item_id[:64])}</t:ID>"
                         f"<t:Subject>{esc(item.subject)}</t:Subject>{location}"
-                        f"<t:IsMeeting>{fmt_bool(item.is_meeting)}</t:IsMeeting><t:IsRecurring>false</t:IsRecurring>"
-                        f"<t:IsException>false</t:IsException><t:IsReminderSet>{fmt_bool(item.reminder_is_set)}"
-                        "</t:IsReminderSet><t:IsPrivate>false</t:IsPrivate></t:CalendarEventDetails>"
+                        f"<t:IsMeeting>{fmt_bool(item.is_meeting)}</t:IsMeeting>"
+                        f"<t:IsRecurring>{fmt_bool(item.is_recurring)}</t:IsRecurring>"
+                        f"<t:IsException>{fmt_bool(item.instance_kind == 'Exception')}</t:IsException>"
+                        f"<t:IsReminderSet>{fmt_bool(item.reminder_is_set)}</t:IsReminderSet>"
+                        "<t:IsPrivate>false</t:IsPrivate></t:CalendarEventDetails>"
                     )
                 parts.append(
                     f"<t:CalendarEvent><t:StartTime>{_local(local_start)}</t:StartTime>"

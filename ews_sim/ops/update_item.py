@@ -10,11 +10,12 @@ import copy
 
 from lxml import etree
 
-from ews_sim import items, meetings, responses
-from ews_sim.ops.base import Context, MessageError, Operation, items_container
+from ews_sim import items, meetings, responses, series
+from ews_sim.ops.base import Context, MessageError, Operation, find_item, items_container
 from ews_sim.store import CalendarItem, ext_key
 from ews_sim.xmlutil import local, tq
 
+ITEM_IDS = ("ItemId", "OccurrenceItemId", "RecurringMasterItemId")
 ATTENDEE_LISTS = {"RequiredAttendees": "required", "OptionalAttendees": "optional", "Resources": "resources"}
 
 
@@ -51,21 +52,33 @@ class UpdateItem(Operation):
         return responses.response(self.name, messages)
 
     def _apply(self, ctx: Context, change: etree._Element, resolution: str, send: str) -> CalendarItem:
-        ref = change.find(tq("ItemId"))
+        ref = next((c for c in items.iter_children(change) if local(c) in ITEM_IDS), None)
         if ref is None:
-            raise MessageError("ErrorInvalidRequest", "Only ItemId changes are supported.")
-        stored = ctx.org.item(ctx.acting_mailbox(), ref.get("Id", ""))
-        if stored is None:
-            raise MessageError("ErrorItemNotFound")
+            raise MessageError("ErrorInvalidRequest", "The change names no item.")
+        mailbox = ctx.acting_mailbox()
+        stored = find_item(ctx, mailbox, ref)
         key = ref.get("ChangeKey")
         if key and key != stored.change_key and resolution == "NeverOverwrite":
             raise MessageError("ErrorIrresolvableConflict")
         item = copy.deepcopy(stored)
-        old_emails = meetings.invited(stored)
         updates = change.find(tq("Updates"))
         for update in items.iter_children(updates if updates is not None else []):
             self._one(ctx, item, update)
         items.check_times(item)
+        items.snap_all_day(item, ctx.zone)
+        if stored.instance_kind is not None:
+            return self._occurrence(ctx, mailbox, item, send)
+        if item.recurrence is not None and (
+            item.recurrence != stored.recurrence or (item.start, item.end) != (stored.start, stored.end)
+        ):
+            try:
+                series.reschedule(item)
+            except series.SeriesError as exc:
+                raise MessageError(exc.code, exc.message) from exc
+        elif item.recurrence is None:
+            item.exceptions.clear()
+            item.deleted_occurrences.clear()
+        old_emails = meetings.invited(stored)
         times_changed = (item.start, item.end) != (stored.start, stored.end)
         item.touch()
         ctx.org.add_item(item)
@@ -76,6 +89,20 @@ class UpdateItem(Operation):
             meetings.cancel_all(ctx.org, stored)
         if item.attendees():
             item.is_meeting = True
+        return item
+
+    @staticmethod
+    def _occurrence(ctx: Context, mailbox: str, item: CalendarItem, send: str) -> CalendarItem:
+        """A changed occurrence becomes an exception of its series; a meeting's attendees hear of it."""
+        master = ctx.org.item(mailbox, item.master_id or "")
+        if master is None:
+            raise MessageError("ErrorItemNotFound")
+        if item.recurrence is not None:
+            raise MessageError("ErrorCalendarInvalidRecurrence", "An occurrence cannot have a recurrence of its own.")
+        series.save_exception(master, item)
+        if master.is_organizer_copy and master.attendees() and send != meetings.SEND_NONE:
+            master.sequence += 1
+            meetings.send_invitations(ctx.org, master, old_emails=meetings.invited(master), times_changed=False)
         return item
 
     @staticmethod
