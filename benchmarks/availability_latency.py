@@ -1,53 +1,75 @@
-"""Latency of the availability endpoint next to the bare exchangelib calls it makes, in the same run.
+"""Latency of the availability endpoint next to the bare client calls it makes, in the same run: EWS and Graph.
 
 Requirement: with the simulator adding 150 ms to every Exchange request, for 100 attendees over 7 days,
-1000 attendees over 7 days and 100 attendees over 90 days, the service's overhead over the bare calls
-is at most 15% (p50) for 100 attendees, and 1000 attendees are answered in under 2 s (p95).
+1000 attendees over 7 days and 100 attendees over 90 days:
+
+* EWS: the service's overhead over the bare exchangelib calls is at most 15% (p50) for 100 attendees, and
+  1000 attendees are answered in under 2 s (p95).
+* Graph: the service's overhead over the bare httpx calls is at most 15% (p50) in every scenario, and 1000
+  attendees are answered in under 2 s (p95).
 
 What runs, all on 127.0.0.1, each in its own process:
 
-* ``downsync ews-sim --domain bench.test`` (non-strict; service account ``svc@bench.test`` / ``demo``) with
-  the fault rule ``{"operation": "GetUserAvailability", "latencyMs": 150}`` (``--jitter-ms`` adds
-  ``jitterMs``). Each of the 1000 mailboxes ``user0000@bench.test`` ... is seeded with ``ITEMS`` items:
-  six in the first week (one Free, two overlapping), four later in the 90 days, one of them across the
-  42-day boundary where the service splits the window.
-* ``downsync api`` on a fresh SQLite store (``db upgrade``, ``tenant create``, ``token create``), with the
-  machine's Redis (db 12) when it answers, else an embedded one; the deadline is ``--deadline`` (8 s).
+* ``downsync ews-sim --domain bench.test`` (non-strict, plain HTTP; service account ``svc@bench.test`` /
+  ``demo``), for EWS, with the fault rule ``{"operation": "GetUserAvailability", "latencyMs": 150}``.
+* ``downsync ews-sim --domain bench.test --tls --tls-dir DIR``, for Graph (Graph app ``demo`` / ``demo`` of
+  tenant ``bench.test``), with ``{"operation": "graph.getSchedule", "latencyMs": 150}``. ``--tls`` turns the
+  simulator's one port into HTTPS for both front doors (msal accepts only https authorities); it has no second,
+  plain listener. So Graph gets a simulator of its own, and EWS keeps its plain-HTTP one exactly as it was
+  measured before Graph was added (TLS would change what exchangelib pays per request). The HTTPS one is
+  health-checked trusting the CA file it prints (``CA file: PATH``).
+  ``--jitter-ms`` adds ``jitterMs`` to both rules. Both simulators hold the same organisation: each of the
+  1000 mailboxes ``user0000@bench.test`` ... is seeded with ``ITEMS`` items: six in the first week (one Free,
+  two overlapping), four later in the 90 days, one of them across day 42, where EWS splits the window.
+* ``downsync api`` on a fresh SQLite store (``db upgrade``, ``tenant create`` of the EWS tenant ``bench`` and
+  of the Graph tenant ``bench-graph`` with ``--authority``/``--graph-url`` on the HTTPS simulator and its CA
+  file as ``--ca-bundle``, ``token create`` for each), with the machine's Redis (db 12) when it answers, else
+  an embedded one; the deadline is ``--deadline`` (8 s).
 
-Three ways of getting the same free/busy, interleaved call by call (the order alternates every round)
-so that noise from other work on the machine hits all of them alike:
+Six ways of getting the same free/busy, interleaved call by call (the order reverses every round) so that
+noise from other work on the machine hits all of them alike. For each backend:
 
-* endpoint: the client's wall time of ``POST /api/salesforce/scheduler/availability?from=..&to=..`` with
-  the JSON list (one ``requests.Session``, keep-alive), response body read; JSON decoding is not timed.
-* Lookup: ``downsync.backends.ews.availability.EwsAvailability(Connection(...), concurrency=8)`` called in this
-  process: the service's own Exchange layer (split, threads, deadline, conversion), without HTTP,
-  FastAPI, the store and the answer's merging and formatting.
-* bare: the reference. The same pieces (``downsync.core.availability.pieces``: at most 100 mailboxes
-  by 42 days) as ``exchangelib.services.GetUserAvailability(protocol).call(...)``, every result
-  consumed, one piece per thread of a ``ThreadPoolExecutor(min(8, pieces))``, with the same request
-  options as the service (``FreeBusy`` view, 30 min, UTC ``TimeZone`` built once) and no downsync code.
-  It has its own exchangelib ``Protocol`` (and so its own session pool): exchangelib caches protocols
-  by URL and credentials, so the bare calls use the simulator's lower-case path ``/ews/exchange.asmx``.
+* endpoint (EWS: "endpoint", Graph: "graph endpoint"): the client's wall time of
+  ``POST /api/salesforce/scheduler/availability?from=..&to=..`` with the JSON list and the backend's tenant
+  token (one ``requests.Session``, keep-alive), response body read; JSON decoding is not timed.
+* Lookup ("Lookup", "graph Lookup"): the backend's own availability layer called in this process
+  (``EwsAvailability`` / ``GraphAvailability``, concurrency 8): split, threads, deadline, conversion, without
+  HTTP, FastAPI, the store and the answer's merging and formatting.
+* bare: the reference, no downsync code in the timed calls, one piece per thread of a
+  ``ThreadPoolExecutor(min(8, pieces))``, the pieces (``downsync.core.availability.pieces``, pure arithmetic)
+  computed beforehand:
+
+  - EWS ("bare"): at most 100 mailboxes by 42 days, each as
+    ``exchangelib.services.GetUserAvailability(protocol).call(...)``, every result consumed, with the same
+    request options as the service (``FreeBusy`` view, 30 min, UTC ``TimeZone`` built once). It has its own
+    exchangelib ``Protocol`` (and so its own session pool): exchangelib caches protocols by URL and
+    credentials, so the bare calls use the simulator's lower-case path ``/ews/exchange.asmx``.
+  - Graph ("bare httpx"): at most 20 mailboxes by 61 days, each one ``POST
+    /users/{first mailbox}/calendar/getSchedule`` with the backend's body and ``Prefer:
+    outlook.timezone="UTC"``, on one ``httpx.Client`` (a pool of 8 connections) with one msal token fetched
+    beforehand (untimed); the answer decoded with ``json`` and every schedule's items read into
+    (start, end, status).
 
 Every answer is checked: the endpoint's has one entry per attendee in request order, all ``NoError``,
 and exactly the slots computed here from the seeded items (Busy/OOF/Tentative/WorkingElsewhere,
 clipped, overlapping or touching ones merged); the Lookup's and the bare calls' spans, merged the same
-way, must match too. After every call the simulator's ``/_sim/log`` is read (untimed) and the
-GetUserAvailability requests it received are counted; each call must make exactly as many as
-``pieces`` says (1, 10 and 3) and nothing else, all answered ``NoError``.
+way, must match too. After every call the simulator's ``/_sim/log`` is read (untimed) and the requests it
+received are counted; each call must make exactly as many as the pieces say and nothing else, all answered
+``NoError``: GetUserAvailability 1, 10 and 3 times, getSchedule 5, 50 and 10 times. In a warm-up call a
+process's first GetServerTimeZones (EWS) or token request (Graph) is allowed too.
 
 How to read the table: p50 / p95 are over ``--requests`` calls per way and scenario (nearest-rank).
 "overhead p50" = endpoint p50 / bare p50 - 1: what the service adds over the Exchange calls it
-cannot avoid. With 150 ms per request, a call of one wave of pieces cannot be faster than ~150 ms;
-1000 attendees are 10 pieces on 8 threads, so two waves (~300 ms) plus parsing 1000 mailboxes' views.
-"target met?" applies the requirement: overhead p50 <= 15% for the 100-attendee scenarios, endpoint
-p95 < 2000 ms for 1000 attendees; a scenario with a wrong answer fails too.
+cannot avoid. With 150 ms per request, a call of one wave of pieces cannot be faster than ~150 ms.
+EWS: 1000 attendees are 10 pieces on 8 threads, so two waves (~300 ms) plus parsing 1000 mailboxes' views.
+Graph: 1000 attendees are 50 pieces on 8 threads, seven waves (~1050 ms).
+"target met?" applies the requirement; a scenario with a wrong answer fails too.
 
 Usage: ``python benchmarks/availability_latency.py [--requests 20] [--warmup 1] [--latency-ms 150]
-[--jitter-ms 0] [--deadline 8] [--check] [--profile]`` (about 3.5 minutes with the defaults on 2 cores).
-``--check`` exits 1 when a target is missed. ``--profile`` then
-runs a short separate measurement: the endpoint's app served in this process by uvicorn, with every
-thread profiled by cProfile, and prints where its time goes (not in the table).
+[--jitter-ms 0] [--deadline 8] [--check] [--profile [ews|graph|both]]`` (about 7 minutes with the defaults on
+2 cores). ``--check`` exits 1 when a target is missed. ``--profile`` then runs a short separate measurement
+of the 1000-attendee scenario: the endpoint's app served in this process by uvicorn, with every thread
+profiled by cProfile, and prints where its time goes (not in the table); ``both`` when no backend is named.
 """
 
 from __future__ import annotations
@@ -64,6 +86,7 @@ import pstats
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -77,25 +100,39 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import exchangelib
+import httpx
+import msal
 import requests
 from exchangelib import BASIC, Configuration, Credentials, EWSDateTime, EWSTimeZone
 from exchangelib.properties import FreeBusyView, FreeBusyViewOptions, MailboxData, TimeWindow, TimeZone
 from exchangelib.protocol import FailFast, Protocol
 from exchangelib.services import GetUserAvailability
 from exchangelib.version import Build, Version
+from pydantic import SecretStr
 
 from downsync.backends.ews.availability import MAX_MAILBOXES, MAX_WINDOW
 from downsync.backends.ews.availability import EwsAvailability as Lookup
 from downsync.backends.ews.connection import Connection
+from downsync.backends.graph import GraphOptions
+from downsync.backends.graph.client import GraphClient
+from downsync.backends.graph.schedule import MAX_SCHEDULES, GraphAvailability
+from downsync.backends.graph.schedule import MAX_WINDOW as GRAPH_MAX_WINDOW
 from downsync.core.availability import Piece
 from downsync.core.availability import pieces as split
 from downsync.embedded import EmbeddedRedis, redis_answers, start_redis
 
 
 def pieces(mailboxes: list[str], start: datetime, end: datetime) -> list[Piece]:
+    """EWS's requests: at most 100 mailboxes by 42 days."""
     return split(mailboxes, start, end, MAX_MAILBOXES, MAX_WINDOW)
+
+
+def graph_pieces(mailboxes: list[str], start: datetime, end: datetime) -> list[Piece]:
+    """Graph's getSchedule requests, as the backend cuts them: at most 20 schedules by 61 days."""
+    return split(mailboxes, start, end, MAX_SCHEDULES, GRAPH_MAX_WINDOW)
 
 
 HOST = "127.0.0.1"
@@ -106,6 +143,18 @@ BUILD = "15.1.2507.6"
 EWS_PATH = "/EWS/Exchange.asmx"
 BARE_EWS_PATH = "/ews/exchange.asmx"  # the simulator answers both; a second URL gives the bare calls their own Protocol
 TENANT = "bench"
+GRAPH_TENANT = "bench-graph"
+GRAPH_CLIENT_ID = "demo"  # the app ``--domain`` registers in the simulator's Entra, tenant DOMAIN
+GRAPH_SECRET = "demo"
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
+# Graph's showAs words in Exchange's free/busy words, for the checks (the seeded items use Exchange's).
+GRAPH_STATUS = {
+    "free": "Free",
+    "tentative": "Tentative",
+    "busy": "Busy",
+    "oof": "OOF",
+    "workingElsewhere": "WorkingElsewhere",
+}
 MACHINE_REDIS_URL = "redis://127.0.0.1:6379/12"
 MAILBOXES = [f"user{n:04d}@{DOMAIN}" for n in range(1000)]
 START = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday; every window starts here
@@ -141,7 +190,13 @@ SCENARIOS = (
     Scenario("1000 attendees, 7 days", 1000, 7, "p95"),
     Scenario("100 attendees, 90 days", 100, 90, "overhead"),
 )
-WAYS = ("endpoint", "Lookup", "bare")
+WAYS = ("endpoint", "Lookup", "bare")  # EWS
+GRAPH_WAYS = ("graph endpoint", "graph Lookup", "bare httpx")
+ALL_WAYS = WAYS + GRAPH_WAYS
+# Which of a backend's ways plays which part in the table.
+ROLES = {"EWS": dict(zip(("endpoint", "Lookup", "bare"), WAYS, strict=True))} | {
+    "Graph": dict(zip(("endpoint", "Lookup", "bare"), GRAPH_WAYS, strict=True))
+}
 
 
 # --- the seeded calendars and the answers they imply ----------------------------------------------
@@ -245,16 +300,30 @@ class Child:
         except OSError:
             return ""
 
-    def wait_for(self, url: str) -> None:
+    def wait_for(self, url: str, verify: str | bool = True) -> None:
+        """Until ``url`` answers 2xx; ``verify`` is the CA file of an HTTPS server (a per-request ``verify``
+        path wins over ``REQUESTS_CA_BUNDLE``, which this machine sets)."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(url, timeout=1).ok:
+                if requests.get(url, timeout=1, verify=verify).ok:
                     return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not answer {url} within {STARTUP_TIMEOUT:.0f} s:\n{self.tail()}")
+
+    def printed(self, prefix: str) -> str:
+        """The rest of the first output line starting with ``prefix``, once the process has printed it."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in self.log.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix) :].strip()
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not print {prefix!r} within {STARTUP_TIMEOUT:.0f} s:\n{self.tail()}")
 
     def stop(self) -> None:
         if not self.alive():
@@ -286,12 +355,25 @@ def run_cli(args: list[str], env: dict[str, str]) -> str:
 class Simulator:
     child: Child
     port: int
-    http: requests.Session = field(default_factory=requests.Session)
+    ca_file: str | None = None  # set when it serves HTTPS (``--tls``): the CA its certificate is signed by
+    http: requests.Session = field(init=False)
     seen: int = 0  # the last log sequence number already looked at
+
+    def __post_init__(self) -> None:
+        self.http = self.session()
+
+    def session(self) -> requests.Session:
+        """A requests session that trusts the simulator's CA; ``REQUESTS_CA_BUNDLE`` (set on this machine) would
+        override a session's ``verify`` unless the environment is ignored."""
+        session = requests.Session()
+        if self.ca_file:
+            session.verify = self.ca_file
+            session.trust_env = False
+        return session
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://{HOST}:{self.port}"
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, f"{self.url}/_sim{path}", timeout=30, **kwargs)
@@ -299,7 +381,7 @@ class Simulator:
         return response.json()
 
     def new_requests(self) -> list[dict[str, Any]]:
-        """The EWS requests the simulator received since the last look."""
+        """The requests the simulator received since the last look."""
         entries: list[dict[str, Any]] = self.control("GET", "/log", params={"since": self.seen})
         if entries:
             self.seen = entries[-1]["seq"]
@@ -312,7 +394,7 @@ def seed(sim: Simulator) -> float:
     deadline = started + SEED_TIMEOUT
 
     def seed_some(numbers: range) -> None:
-        http = requests.Session()
+        http = sim.session()
         for m in numbers:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"seeding took longer than {SEED_TIMEOUT:.0f} s")
@@ -472,6 +554,128 @@ def check_bare(scenario: Scenario, answers: Any, expected: list[list[tuple[str, 
     return problems
 
 
+# --- Graph ----------------------------------------------------------------------------------------
+
+
+def graph_options(base: str, ca_pem: str) -> GraphOptions:
+    """The Graph tenant's settings, as ``tenant create bench-graph --backend graph ...`` gives them."""
+    return GraphOptions(
+        azure_tenant=DOMAIN,
+        client_id=GRAPH_CLIENT_ID,
+        client_secret=SecretStr(GRAPH_SECRET),
+        authority=base,
+        graph_url=f"{base}/v1.0",
+        ca_bundle=ca_pem,
+    )
+
+
+def graph_lookup_call(lookup: GraphAvailability, scenario: Scenario, deadline: float) -> tuple[float, Any]:
+    began = time.perf_counter()
+    answers = lookup(scenario.mailboxes, START, scenario.end, time.monotonic() + deadline)
+    return time.perf_counter() - began, answers
+
+
+def graph_time(value: datetime) -> dict[str, str]:
+    return {"dateTime": value.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def parse_graph_time(value: dict[str, str]) -> datetime:
+    """A ``dateTimeTimeZone`` asked for in UTC: ``2025-06-02T07:00:00.0000000`` (the quickest way to an aware time)."""
+    return datetime.fromisoformat(value["dateTime"][:19] + "+00:00")
+
+
+# What one schedule of a getSchedule answer is read into: its id, its items (start, end, showAs), its error.
+Schedule = tuple[str, list[tuple[datetime, datetime, str]], Any]
+
+
+@dataclass
+class BareHttpx:
+    """httpx alone: one getSchedule per piece, pieces on a thread pool, one token fetched before, no downsync."""
+
+    graph_url: str
+    token: str
+    http: httpx.Client
+
+    @classmethod
+    def connect(cls, base: str, ca_file: str) -> BareHttpx:
+        session = requests.Session()
+        session.verify = ca_file
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides the CA file (it is set on this machine)
+        app = msal.ConfidentialClientApplication(
+            GRAPH_CLIENT_ID,
+            client_credential=GRAPH_SECRET,
+            authority=f"{base}/{DOMAIN}",
+            instance_discovery=False,
+            http_client=session,
+        )
+        result = app.acquire_token_for_client(scopes=[f"{base}/.default"])
+        if "access_token" not in result:
+            raise RuntimeError(f"no Graph token for the bare calls: {result.get('error_description')}")
+        http = httpx.Client(
+            verify=ssl.create_default_context(cafile=ca_file),
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+            timeout=CALL_TIMEOUT,
+        )
+        return cls(f"{base}/v1.0", str(result["access_token"]), http)
+
+    def fetch(self, piece: Piece) -> list[Schedule]:
+        minutes = int((piece.end - piece.start).total_seconds() // 60)
+        body = {
+            "schedules": list(piece.mailboxes),
+            "startTime": graph_time(piece.start),
+            "endTime": graph_time(piece.end),
+            "availabilityViewInterval": max(5, min(1440, minutes)),
+        }
+        response = self.http.post(
+            f"{self.graph_url}/users/{quote(piece.mailboxes[0], safe='@')}/calendar/getSchedule",
+            content=json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Prefer": UTC_PREFERENCE,
+                "Content-Type": "application/json",
+            },
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"getSchedule answered {response.status_code}: {response.text[:500]}")
+        return [
+            (
+                entry.get("scheduleId", ""),
+                [
+                    (parse_graph_time(i["start"]), parse_graph_time(i["end"]), i.get("status", ""))
+                    for i in entry.get("scheduleItems") or []
+                ],
+                entry.get("error"),
+            )
+            for entry in json.loads(response.content)["value"]
+        ]
+
+    def call(self, scenario: Scenario) -> tuple[float, Any]:
+        work = graph_pieces(scenario.mailboxes, START, scenario.end)  # pure arithmetic; outside the timing
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(work))) as pool:
+            answers = list(pool.map(self.fetch, work))
+        return time.perf_counter() - began, list(zip(work, answers, strict=True))
+
+
+def check_bare_httpx(scenario: Scenario, answers: Any, expected: list[list[tuple[str, str]]]) -> list[str]:
+    spans: dict[str, list[tuple[datetime, datetime, str]]] = {m: [] for m in scenario.mailboxes}
+    problems = []
+    for piece, schedules in answers:
+        if [s[0].lower() for s in schedules] != [m.lower() for m in piece.mailboxes]:
+            problems.append(f"a piece of {len(piece.mailboxes)} schedules got {[s[0] for s in schedules][:3]}...")
+            continue
+        for email, (_, items, error) in zip(piece.mailboxes, schedules, strict=True):
+            if error:
+                problems.append(f"{email}: {error}")
+                continue
+            spans[email].extend((a, b, GRAPH_STATUS.get(status, status)) for a, b, status in items)
+    for email, want in zip(scenario.mailboxes, expected, strict=True):
+        got = merge(spans[email], START, scenario.end)
+        if got != want:
+            problems.append(f"{email}: {len(got)} slots, expected {len(want)}")
+    return problems
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -489,57 +693,69 @@ class Samples:
         return 1000 * ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def record(sim: Simulator, samples: Samples, expected_requests: int, way: str, warmup: bool) -> None:
-    entries = sim.new_requests()
+Check = Callable[[Scenario, Any, list[list[tuple[str, str]]]], list[str]]
+
+
+@dataclass(frozen=True)
+class Way:
+    """One way of getting the free/busy, and what the simulator must see of each of its calls."""
+
+    name: str
+    call: Callable[[Scenario], tuple[float, Any]]
+    check: Check
+    cpu: Callable[[], float]  # CPU seconds of the process doing the work
+    sim: Simulator
+    operation: str  # the only request a call makes, as many times as there are pieces
+    pieces: Callable[[list[str], datetime, datetime], list[Piece]]
+    setup: str  # what a process asks once first (cached after): allowed in a warm-up call
+
+
+def record(way: Way, samples: Samples, expected_requests: int, warmup: bool) -> None:
+    entries = way.sim.new_requests()
     ops = Counter(e["operation"] for e in entries)
-    if warmup and ops["GetServerTimeZones"] == 1:
-        del ops["GetServerTimeZones"]  # the first call of a process fetches the UTC zone once (cached after)
+    if warmup and ops[way.setup] == 1:
+        del ops[way.setup]  # EWS: the UTC zone; Graph: the app's token (msal caches it)
     if not warmup:
-        samples.requests[ops["GetUserAvailability"]] += 1
-    if ops != Counter({"GetUserAvailability": expected_requests}):
+        samples.requests[ops[way.operation]] += 1
+    if ops != Counter({way.operation: expected_requests}):
         samples.problems.append(
-            f"{way}: expected {expected_requests} GetUserAvailability, the simulator saw {dict(ops)}"
+            f"{way.name}: expected {expected_requests} {way.operation}, the simulator saw {dict(ops)}"
         )
     bad = [e["responseCode"] for e in entries if e["responseCode"] != "NoError"]
     if bad:
-        samples.problems.append(f"{way}: Exchange answered {Counter(bad)}")
+        samples.problems.append(f"{way.name}: Exchange answered {Counter(bad)}")
     samples.sim_ms.extend(e["durationMs"] for e in entries)
 
 
-def measure(
-    scenario: Scenario,
-    sim: Simulator,
-    calls: dict[str, Callable[[Scenario], tuple[float, Any]]],
-    checks: dict[str, Callable[[Scenario, Any, list[list[tuple[str, str]]]], list[str]]],
-    cpu: dict[str, Callable[[], float]],
-    n: int,
-    warmup: int,
-) -> dict[str, Samples]:
+def measure(scenario: Scenario, ways: list[Way], n: int, warmup: int) -> dict[str, Samples]:
     expected = expected_slots(scenario)
-    expected_requests = len(pieces(scenario.mailboxes, START, scenario.end))
-    results = {way: Samples() for way in WAYS}
+    results = {way.name: Samples() for way in ways}
     for k in range(warmup + n):
-        order = WAYS if k % 2 == 0 else WAYS[::-1]  # ABC CBA ...: neither way always runs first
+        order = ways if k % 2 == 0 else ways[::-1]  # ABC CBA ...: neither way always runs first
         for way in order:
-            cpu0 = cpu[way]()
-            seconds, answer = calls[way](scenario)
-            used = cpu[way]() - cpu0
-            samples = results[way]
-            record(sim, samples, expected_requests, way, k < warmup)  # warm-up calls are checked too, not timed
-            samples.problems.extend(checks[way](scenario, answer, expected)[:3])
+            expected_requests = len(way.pieces(scenario.mailboxes, START, scenario.end))
+            cpu0 = way.cpu()
+            seconds, answer = way.call(scenario)
+            used = way.cpu() - cpu0
+            samples = results[way.name]
+            record(way, samples, expected_requests, k < warmup)  # warm-up calls are checked too, not timed
+            samples.problems.extend(way.check(scenario, answer, expected)[:3])
             if k >= warmup:
                 samples.seconds.append(seconds)
                 samples.cpu.append(used)
     return results
 
 
-def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, work_dir: Path, top: int = 25) -> None:
+def profile_endpoint(
+    env: dict[str, str], token: str, label: str, scenario: Scenario, n: int, work_dir: Path, top: int = 25
+) -> None:
     """The app served by uvicorn in a thread of this process, every thread under cProfile; prints where time goes.
 
     Python 3.11's cProfile sees only the thread that enables it, so each new thread (the event loop, anyio's
     worker threads, the Lookup's pool) installs a profiler of its own on its first event; they measure the
     thread's CPU time (``time.thread_time``) and are added up.
-    The first of the ``n + 1`` calls (connections, GetServerTimeZones) is included. Logging is configured
+    ``token`` names the tenant, and so the backend (``label``). The first of the ``n + 1`` calls (connections,
+    EWS's GetServerTimeZones, Graph's token) is included. Logging is configured
     as ``downsync api`` configures it (root logger at INFO), into a file.
     """
     os.environ.update({k: v for k, v in env.items() if k.startswith("DOWNSYNC_")})
@@ -583,7 +799,7 @@ def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, work_dir: 
             time.sleep(0.05)
         if not server.started:
             raise RuntimeError("the in-process API did not start")
-        endpoint = Endpoint(f"http://{HOST}:{port}", env["BENCH_TOKEN"], timeout=90)
+        endpoint = Endpoint(f"http://{HOST}:{port}", token, timeout=90)
         for _ in range(n + 1):
             wall.append(endpoint.call(scenario)[0])
     finally:
@@ -596,7 +812,7 @@ def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, work_dir: 
     logging.getLogger().handlers.clear()
     log_file.close()
     print(
-        f"\n[profile] {scenario.name}: {n + 1} calls to the app in this process, median "
+        f"\n[profile] {label} {scenario.name}: {n + 1} calls to the app in this process, median "
         f"{1000 * statistics.median(wall):.0f} ms under cProfile; {len(profiles)} threads' CPU time, added up"
     )
     for sort, title in (("cumulative", "cumulative time"), ("tottime", "own time")):
@@ -604,7 +820,7 @@ def profile_endpoint(env: dict[str, str], scenario: Scenario, n: int, work_dir: 
         pstats.Stats(*profiles, stream=text).sort_stats(sort).print_stats(top)
         lines = text.getvalue().splitlines()
         head = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-        print(f"\n[profile] top {top} by {title}")
+        print(f"\n[profile] {label}: top {top} by {title}")
         print("\n".join(line for line in lines[head:] if line.strip()))
 
 
@@ -632,6 +848,129 @@ def service_env(work_dir: Path, redis_url: str, deadline: float) -> dict[str, st
     return env
 
 
+def start_simulators(args: argparse.Namespace, work_dir: Path, children: list[Child]) -> tuple[Simulator, Simulator]:
+    """EWS's simulator (plain HTTP, as always) and Graph's (HTTPS), both seeded alike, each with its latency rule."""
+    port, tls_port = free_port(), free_port()
+    ews_args = ["ews-sim", "--host", HOST, "--port", str(port), "--domain", DOMAIN]
+    sim = Simulator(Child.start("ews-sim", ews_args, dict(os.environ), work_dir), port)
+    children.append(sim.child)
+    tls_args = ["ews-sim", "--host", HOST, "--port", str(tls_port), "--domain", DOMAIN]
+    tls_args += ["--tls", "--tls-dir", str(work_dir / "tls")]
+    graph_child = Child.start("ews-sim-tls", tls_args, dict(os.environ), work_dir)
+    children.append(graph_child)
+    graph_sim = Simulator(graph_child, tls_port, ca_file=graph_child.printed("CA file:"))
+    sim.child.wait_for(f"{sim.url}/_sim/mailboxes")
+    graph_child.wait_for(f"{graph_sim.url}/_sim/mailboxes", verify=graph_sim.ca_file or True)
+    for target, operation in ((sim, "GetUserAvailability"), (graph_sim, "graph.getSchedule")):
+        rule: dict[str, Any] = {"operation": operation, "latencyMs": args.latency_ms}
+        if args.jitter_ms:
+            rule["jitterMs"] = args.jitter_ms
+        if args.latency_ms:
+            target.control("POST", "/faults", json=rule)
+    with ThreadPoolExecutor(2) as pool:  # the two simulators are separate processes: seed them side by side
+        took = list(pool.map(seed, (sim, graph_sim)))
+    print(
+        f"simulators on port {port} (EWS, HTTP) and {tls_port} (Graph, HTTPS, CA {graph_sim.ca_file}): "
+        f"{len(MAILBOXES)} mailboxes x {ITEMS} items seeded in {max(took):.1f} s; latency "
+        f"{args.latency_ms} ms{f' +/- {args.jitter_ms} ms' if args.jitter_ms else ''} on GetUserAvailability "
+        "and graph.getSchedule"
+    )
+    return sim, graph_sim
+
+
+def create_tenants(env: dict[str, str], ews_url: str, graph_sim: Simulator) -> tuple[str, str]:
+    """The store, the EWS tenant and the Graph tenant, and a token for each."""
+    run_cli(["db", "upgrade"], env)
+    run_cli(
+        ["tenant", "create", TENANT, "--ews-url", ews_url, "--ews-username", USERNAME, "--ews-password", PASSWORD], env
+    )
+    assert graph_sim.ca_file is not None
+    run_cli(
+        [
+            "tenant",
+            "create",
+            GRAPH_TENANT,
+            "--backend",
+            "graph",
+            "--azure-tenant",
+            DOMAIN,
+            "--client-id",
+            GRAPH_CLIENT_ID,
+            "--client-secret",
+            GRAPH_SECRET,
+            "--authority",
+            graph_sim.url,
+            "--graph-url",
+            f"{graph_sim.url}/v1.0",
+            "--ca-bundle",
+            graph_sim.ca_file,
+        ],
+        env,
+    )
+    tokens = []
+    for name in (TENANT, GRAPH_TENANT):
+        out = run_cli(["token", "create", "--tenant", name, "--scopes", "availability"], env)
+        tokens.append(out.strip().splitlines()[-1])
+    return tokens[0], tokens[1]
+
+
+def goals(backend: str, scenario: Scenario, endpoint: Samples, overhead: float) -> list[tuple[str, bool]]:
+    """The requirement's targets for one row: (what, met)."""
+    p95 = (f"p95 < {P95_TARGET_MS:.0f} ms", endpoint.percentile(0.95) < P95_TARGET_MS)
+    within = (f"overhead <= {100 * OVERHEAD_TARGET:.0f}%", overhead <= OVERHEAD_TARGET)
+    if backend == "Graph":  # Graph's targets: within 15% of bare httpx everywhere, and 1000 attendees under 2 s
+        return [within, p95] if scenario.target == "p95" else [within]
+    return [p95] if scenario.target == "p95" else [within]
+
+
+def print_table(results: dict[Scenario, dict[str, Samples]]) -> bool:
+    """The table (markdown); returns whether every target is met and every answer right."""
+    header = (
+        "backend",
+        "scenario",
+        "Exchange requests per call",
+        "endpoint p50 / p95 (ms)",
+        "bare p50 / p95 (ms)",
+        "Lookup p50 / p95 (ms)",
+        "overhead p50 (%)",
+        "target met?",
+    )
+    left = (0, 1, 7)
+    rows = []
+    ok = True
+    for backend, roles in ROLES.items():
+        for scenario, r in results.items():
+            e, b, lk = r[roles["endpoint"]], r[roles["bare"]], r[roles["Lookup"]]
+            overhead = e.percentile(0.5) / b.percentile(0.5) - 1
+            wrong = any(r[way].problems for way in roles.values())
+            met = all(m for _, m in goals(backend, scenario, e, overhead)) and not wrong
+            ok &= met
+            counts = "/".join(str(c) for c in sorted(e.requests))
+            goal = ", ".join(g for g, _ in goals(backend, scenario, e, overhead))
+            rows.append(
+                (
+                    backend,
+                    scenario.name,
+                    counts,
+                    f"{e.percentile(0.5):.0f} / {e.percentile(0.95):.0f}",
+                    f"{b.percentile(0.5):.0f} / {b.percentile(0.95):.0f}",
+                    f"{lk.percentile(0.5):.0f} / {lk.percentile(0.95):.0f}",
+                    f"{100 * overhead:+.1f}",
+                    f"{'yes' if met else 'NO'} ({goal}{', wrong answers' if wrong else ''})",
+                )
+            )
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for k, row in enumerate(table):
+        cells = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("| " + " | ".join(cells) + " |")
+        if k == 0:
+            print(
+                "|" + "|".join("-" * (w + 2) if i in left else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+            )
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=20, help="measured calls per way and scenario (default 20)")
@@ -640,7 +979,13 @@ def main() -> int:
     parser.add_argument("--jitter-ms", type=int, default=0, help="+/- uniform jitter on that latency (default 0)")
     parser.add_argument("--deadline", type=float, default=8.0, help="the service's availability deadline (default 8)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed or an answer is wrong")
-    parser.add_argument("--profile", action="store_true", help="also profile the endpoint in-process (cProfile)")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="both",
+        choices=("ews", "graph", "both"),
+        help="also profile the endpoint in-process (cProfile), for one backend or both (default both)",
+    )
     args = parser.parse_args()
     if not 1 <= args.requests <= 200 or not 1 <= args.warmup <= 10 or not 0 < args.deadline <= 60:
         parser.error("--requests must be 1..200, --warmup 1..10 and --deadline in (0, 60]")
@@ -654,7 +999,8 @@ def main() -> int:
 
     print(
         f"Python {platform.python_version()} ({platform.python_implementation()}), exchangelib "
-        f"{exchangelib.__version__}, FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}"
+        f"{exchangelib.__version__}, msal {msal.__version__}, httpx {httpx.__version__}, FastAPI "
+        f"{fastapi.__version__}, uvicorn {uvicorn.__version__}"
     )
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     children: list[Child] = []
@@ -663,22 +1009,7 @@ def main() -> int:
     began = time.monotonic()
     with work_directory() as work_dir:
         try:
-            port = free_port()
-            sim_args = ["ews-sim", "--host", HOST, "--port", str(port), "--domain", DOMAIN]
-            sim = Simulator(Child.start("ews-sim", sim_args, dict(os.environ), work_dir), port)
-            children.append(sim.child)
-            sim.child.wait_for(f"{sim.url}/_sim/mailboxes")
-            rule: dict[str, Any] = {"operation": "GetUserAvailability", "latencyMs": args.latency_ms}
-            if args.jitter_ms:
-                rule["jitterMs"] = args.jitter_ms
-            if args.latency_ms:
-                sim.control("POST", "/faults", json=rule)
-            took = seed(sim)
-            print(
-                f"simulator on port {port}: {len(MAILBOXES)} mailboxes x {ITEMS} items seeded in {took:.1f} s; "
-                f"fault rule {rule}"
-            )
-
+            sim, graph_sim = start_simulators(args, work_dir, children)
             if redis_answers(MACHINE_REDIS_URL):
                 redis_url = MACHINE_REDIS_URL
             else:
@@ -686,26 +1017,7 @@ def main() -> int:
                 redis_url = embedded.url
             env = service_env(work_dir, redis_url, args.deadline)
             ews_url = f"{sim.url}{EWS_PATH}"
-            run_cli(["db", "upgrade"], env)
-            run_cli(
-                [
-                    "tenant",
-                    "create",
-                    TENANT,
-                    "--ews-url",
-                    ews_url,
-                    "--ews-username",
-                    USERNAME,
-                    "--ews-password",
-                    PASSWORD,
-                ],
-                env,
-            )
-            token = (
-                run_cli(["token", "create", "--tenant", TENANT, "--scopes", "availability"], env)
-                .strip()
-                .splitlines()[-1]
-            )
+            token, graph_token = create_tenants(env, ews_url, graph_sim)
             api_port = free_port()
             api = Child.start("api", ["api", "--host", HOST, "--port", str(api_port)], env, work_dir)
             children.append(api)
@@ -724,95 +1036,74 @@ def main() -> int:
             )
             lookup = Lookup(connection, concurrency=CONCURRENCY)
             bare = Bare.connect(f"{sim.url}{BARE_EWS_PATH}")
+            assert graph_sim.ca_file is not None
+            graph_endpoint = Endpoint(f"http://{HOST}:{api_port}", graph_token)
+            graph_client = GraphClient(graph_options(graph_sim.url, Path(graph_sim.ca_file).read_text()), timeout=30)
+            graph_lookup = GraphAvailability(graph_client, tenant_id=0, concurrency=CONCURRENCY)
+            bare_httpx = BareHttpx.connect(graph_sim.url, graph_sim.ca_file)
             sim.new_requests()  # forget the set-up's requests (GetServerTimeZones)
-            calls: dict[str, Callable[[Scenario], tuple[float, Any]]] = {
-                "endpoint": endpoint.call,
-                "Lookup": lambda s: lookup_call(lookup, s, args.deadline),
-                "bare": bare.call,
-            }
-            checks = {"endpoint": check_endpoint, "Lookup": check_lookup, "bare": check_bare}
-            # The API process's CPU for the endpoint; this process's for the others (nothing else runs in it then).
-            cpu = {"endpoint": api.cpu_seconds, "Lookup": time.process_time, "bare": time.process_time}
+            graph_sim.new_requests()  # and the bare calls' token
+            api_cpu, here = api.cpu_seconds, time.process_time
+            # The API process's CPU for the endpoints; this process's for the others (nothing else runs in it then).
+            ews = ("GetUserAvailability", pieces, "GetServerTimeZones")
+            graph = ("graph.getSchedule", graph_pieces, "graph.token")
+            ways = [
+                Way("endpoint", endpoint.call, check_endpoint, api_cpu, sim, *ews),
+                Way("Lookup", lambda s: lookup_call(lookup, s, args.deadline), check_lookup, here, sim, *ews),
+                Way("bare", bare.call, check_bare, here, sim, *ews),
+                Way("graph endpoint", graph_endpoint.call, check_endpoint, api_cpu, graph_sim, *graph),
+                Way(
+                    "graph Lookup",
+                    lambda s: graph_lookup_call(graph_lookup, s, args.deadline),
+                    check_lookup,
+                    here,
+                    graph_sim,
+                    *graph,
+                ),
+                Way("bare httpx", bare_httpx.call, check_bare_httpx, here, graph_sim, *graph),
+            ]
+            assert [w.name for w in ways] == list(ALL_WAYS)
             for scenario in SCENARIOS:
                 t0 = time.monotonic()
                 log_lines = api.log_lines()
-                results[scenario] = measure(scenario, sim, calls, checks, cpu, args.requests, args.warmup)
+                results[scenario] = measure(scenario, ways, args.requests, args.warmup)
                 r = results[scenario]
+                lines_per_call = (api.log_lines() - log_lines) / (args.warmup + args.requests) / 2  # two endpoints
                 print(
                     f"{scenario.name}: {args.warmup + args.requests} rounds in {time.monotonic() - t0:.1f} s; "
-                    f"simulator ms/request p50 {statistics.median(r['bare'].sim_ms):.0f}; CPU ms/call p50: "
-                    + ", ".join(f"{way} {1000 * statistics.median(r[way].cpu):.0f}" for way in WAYS)
-                    + f"; API log lines per call {(api.log_lines() - log_lines) / (args.warmup + args.requests):.0f}"
+                    f"simulator ms/request p50 EWS {statistics.median(r['bare'].sim_ms):.0f}, Graph "
+                    f"{statistics.median(r['bare httpx'].sim_ms):.0f}; CPU ms/call p50: "
+                    + ", ".join(f"{way} {1000 * statistics.median(r[way].cpu):.0f}" for way in ALL_WAYS)
+                    + f"; API log lines per endpoint call {lines_per_call:.0f}"
                 )
-                for way in WAYS:
+                for way in ALL_WAYS:
                     for problem in r[way].problems[:5]:
                         print(f"  WRONG ({way}): {problem}")
             if args.profile:
-                env["BENCH_TOKEN"] = token
                 sim.new_requests()
-                profile_endpoint(env, SCENARIOS[1], n=2, work_dir=work_dir)
+                graph_sim.new_requests()
+                if args.profile in ("ews", "both"):
+                    profile_endpoint(env, token, "EWS", SCENARIOS[1], n=2, work_dir=work_dir)
+                if args.profile in ("graph", "both"):
+                    profile_endpoint(env, graph_token, "Graph", SCENARIOS[1], n=2, work_dir=work_dir)
         finally:
             for child in reversed(children):
                 child.stop()
             if embedded is not None:
                 embedded.stop()
 
-    header = (
-        "scenario",
-        "Exchange requests per call",
-        "endpoint p50 / p95 (ms)",
-        "bare exchangelib p50 / p95 (ms)",
-        "Lookup p50 / p95 (ms)",
-        "overhead p50 (%)",
-        "target met?",
-    )
-    rows = []
-    failed = False
-    for scenario, r in results.items():
-        e, b, lk = r["endpoint"], r["bare"], r["Lookup"]
-        overhead = e.percentile(0.5) / b.percentile(0.5) - 1
-        wrong = any(s.problems for s in r.values())
-        if scenario.target == "overhead":
-            met = overhead <= OVERHEAD_TARGET
-            goal = f"overhead <= {100 * OVERHEAD_TARGET:.0f}%"
-        else:
-            met = e.percentile(0.95) < P95_TARGET_MS
-            goal = f"p95 < {P95_TARGET_MS:.0f} ms"
-        met = met and not wrong
-        failed |= not met
-        counts = "/".join(str(c) for c in sorted(e.requests))
-        rows.append(
-            (
-                scenario.name,
-                counts,
-                f"{e.percentile(0.5):.0f} / {e.percentile(0.95):.0f}",
-                f"{b.percentile(0.5):.0f} / {b.percentile(0.95):.0f}",
-                f"{lk.percentile(0.5):.0f} / {lk.percentile(0.95):.0f}",
-                f"{100 * overhead:+.1f}",
-                f"{'yes' if met else 'NO'} ({goal}{', wrong answers' if wrong else ''})",
-            )
-        )
-    table = [header, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(
         f"\n{args.requests} calls per way and scenario, interleaved; simulator latency {args.latency_ms} ms"
-        f"{f' +/- {args.jitter_ms} ms' if args.jitter_ms else ''} per GetUserAvailability; {CONCURRENCY} threads; "
-        f"total {time.monotonic() - began:.0f} s"
+        f"{f' +/- {args.jitter_ms} ms' if args.jitter_ms else ''} per GetUserAvailability and per getSchedule; "
+        f"{CONCURRENCY} threads; total {time.monotonic() - began:.0f} s\n"
     )
-    for k, row in enumerate(table):
-        cells = (c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-        print("| " + " | ".join(cells) + " |")
-        if k == 0:
-            print(
-                "|"
-                + "|".join("-" * (w + 2) if i in (0, 6) else "-" * (w + 1) + ":" for i, w in enumerate(widths))
-                + "|"
-            )
+    ok = print_table(results)
     print(
-        "\noverhead = endpoint p50 / bare p50 - 1. bare: exchangelib's GetUserAvailability per piece on a thread "
-        "pool, no downsync code; Lookup: the service's Exchange layer called in this process."
+        "\noverhead = endpoint p50 / bare p50 - 1. bare: EWS: exchangelib's GetUserAvailability per piece, Graph: "
+        "httpx's getSchedule per piece, on a thread pool, no downsync code; Lookup: the backend's availability "
+        "layer called in this process."
     )
-    if args.check and failed:
+    if args.check and not ok:
         print("FAIL: a target is missed or an answer is wrong", file=sys.stderr)
         return 1
     return 0

@@ -26,6 +26,7 @@ from ews_sim.graph.errors import EntraError, GraphError
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+VERIFIED_TOKENS = 1024  # access tokens remembered as verified (Directory.verified)
 WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     f'client_id="{GRAPH_APP_ID}"'
@@ -264,20 +265,29 @@ def authenticate(directory: Directory, authorization: str | None) -> Caller:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.", headers)
-    try:
-        claims = jwt.decode(
-            token,
-            directory.signing_key,
-            algorithms=["HS256"],
-            audience=[GRAPH_RESOURCE, GRAPH_RESOURCE + "/", GRAPH_APP_ID],
-            options={"require": ["exp", "tid", "appid"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise GraphError(
-            401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", headers
-        ) from exc
-    except jwt.PyJWTError as exc:
-        raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.", headers) from exc
+    # Verifying the JWT was a fifth of a getSchedule's cost here, paid again for every request with the same token.
+    # A token that passed once passes again until its exp (its signature, audience and claims cannot change, and
+    # iat/nbf stay in the past), so only exp is checked again; an expired one goes through jwt.decode for its error.
+    claims = directory.verified.get(token)
+    if claims is None or int(claims["exp"]) <= time.time():
+        directory.verified.pop(token, None)
+        try:
+            claims = jwt.decode(
+                token,
+                directory.signing_key,
+                algorithms=["HS256"],
+                audience=[GRAPH_RESOURCE, GRAPH_RESOURCE + "/", GRAPH_APP_ID],
+                options={"require": ["exp", "tid", "appid"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise GraphError(
+                401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", headers
+            ) from exc
+        except jwt.PyJWTError as exc:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.", headers) from exc
+        if len(directory.verified) >= VERIFIED_TOKENS:
+            directory.verified.clear()  # bounded: clients that fetch token after token cannot grow it for ever
+        directory.verified[token] = claims
     app = directory.app(str(claims["tid"]), str(claims["appid"]))
     if app is None:
         raise GraphError(

@@ -12,6 +12,7 @@ import collections
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -105,6 +106,8 @@ class Directory:
     def __init__(self, config: OrgConfig) -> None:
         self.signing_key = secrets.token_bytes(32)
         self.inflight: collections.Counter[str] = collections.Counter()
+        # Access tokens whose signature and claims were checked once -> their claims (see auth.authenticate).
+        self.verified: dict[str, dict[str, Any]] = {}
         self.reset(config)
 
     def reset(self, config: OrgConfig) -> None:
