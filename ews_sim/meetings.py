@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 from ews_sim import series
-from ews_sim.store import Attendee, CalendarItem, Organisation, SentMessage, ext_label, new_item_id
+from ews_sim.store import Attendee, CalendarItem, MailItem, Organisation, SentMessage, ext_label, new_item_id
 from ews_sim.xmlutil import now
 
 SEND_NONE = "SendToNone"
@@ -76,9 +76,36 @@ def _refresh_copy(target: CalendarItem, item: CalendarItem, reset_answer: bool) 
     target.touch()
 
 
+def message_for(
+    item: CalendarItem, kind: str, holder: str, to: list[str], about: CalendarItem | None = None
+) -> MailItem:
+    """A meeting request or cancellation about ``item`` as ``holder`` keeps it (received, or the sender's copy)."""
+    about = about or item
+    cancel = kind == "cancel"
+    return MailItem(
+        item_id=new_item_id(),
+        mailbox=holder,
+        element="MeetingCancellation" if cancel else "MeetingRequest",
+        subject=("Canceled: " if cancel else "") + item.subject,
+        sender=item.mailbox,
+        to=to,
+        uid=item.uid,
+        start=about.start,
+        end=about.end,
+        location=about.location,
+        body=item.body,
+    )
+
+
 def _deliver(org: Organisation, item: CalendarItem, kind: str, to: str, occurrence: CalendarItem | None = None) -> None:
-    """Record one meeting message the organizer's mailbox sent, so tests can count invitations per attendee."""
+    """Record one meeting message the organizer's mailbox sent, so tests can count invitations per attendee, and put
+    it in the attendee's Inbox when the attendee has a mailbox here."""
     about = occurrence or item
+    if org.is_mailbox(to):
+        received = message_for(item, kind, to.lower(), [to], about)
+        held = org.find_by_uid(to, item.uid)
+        received.associated_item_id = held.item_id if held is not None and not held.is_organizer_copy else None
+        org.file("inbox", received)
     org.messages.append(
         SentMessage(
             seq=len(org.messages) + 1,
@@ -116,11 +143,11 @@ def send_invitations(org: Organisation, item: CalendarItem, old_emails: set[str]
             person.response = "NoResponseReceived"
             person.last_response_time = None
     current = _invitees(item)
-    for email in current:
-        _deliver(org, item, "update" if email in old_emails else "request", email)
     for email in attendees:
         target = _copy_for(org, item, email)
         _refresh_copy(target, item, reset_answer=times_changed or email not in old_emails)
+    for email in current:
+        _deliver(org, item, "update" if email in old_emails else "request", email)
     for email in sorted(old_emails - set(current)):
         _deliver(org, item, "cancel", email)
         cancel_copy(org, item, email)
@@ -162,6 +189,28 @@ def cancel_occurrence(org: Organisation, master: CalendarItem, occurrence: Calen
         series.save_exception(copy_master, mine)
 
 
+VERBS = {"Accept": "Accepted", "Tentative": "Tentative", "Decline": "Declined"}
+
+
+def response_for(target: CalendarItem, answer: str, holder: str, about_id: str | None) -> MailItem:
+    """The attendee's answer to the meeting ``target`` is their copy of, as ``holder`` keeps it."""
+    organizer = target.organizer.email if target.organizer else holder
+    return MailItem(
+        item_id=new_item_id(),
+        mailbox=holder,
+        element="MeetingResponse",
+        subject=f"{VERBS[answer]}: {target.subject}",
+        sender=target.mailbox,
+        to=[organizer],
+        uid=target.uid,
+        response_type=answer,
+        start=target.start,
+        end=target.end,
+        location=target.location,
+        associated_item_id=about_id,
+    )
+
+
 def respond(org: Organisation, mailbox: str, target: CalendarItem, answer: str) -> CalendarItem | None:
     """The attendee ``mailbox`` answers the meeting its copy ``target`` belongs to; returns the organizer's item."""
     organizer_item = None
@@ -173,8 +222,11 @@ def respond(org: Organisation, mailbox: str, target: CalendarItem, answer: str) 
             if person.email.lower() == mailbox:
                 person.response, person.last_response_time = answer, stamp
         organizer_item.touch()
+    if organizer_item is not None and org.is_mailbox(organizer_item.mailbox):
+        org.file("inbox", response_for(target, answer, organizer_item.mailbox, organizer_item.item_id))
     if answer == "Decline":
         org.remove_item(target)
+        org.file("deleteditems", target)  # a declined meeting goes to Deleted Items
     else:
         target.my_response = answer
         target.free_busy = ANSWERS[answer]

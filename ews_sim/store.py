@@ -183,6 +183,50 @@ class SentMessage:
     sent: datetime = field(default_factory=now)
 
 
+# MailItem.element -> its item class (a meeting response's depends on the answer).
+MAIL_CLASSES = {
+    "MeetingRequest": "IPM.Schedule.Meeting.Request",
+    "MeetingCancellation": "IPM.Schedule.Meeting.Canceled",
+    "Accept": "IPM.Schedule.Meeting.Resp.Pos",
+    "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
+    "Decline": "IPM.Schedule.Meeting.Resp.Neg",
+}
+MAIL_FOLDERS = ("inbox", "sentitems", "deleteditems")
+
+
+@dataclass
+class MailItem:
+    """A meeting message in a mail folder: a request or cancellation an attendee received, an answer the organizer
+    received, or the sender's copy of either in Sent Items."""
+
+    item_id: str
+    mailbox: str
+    element: str  # MeetingRequest, MeetingResponse or MeetingCancellation
+    subject: str
+    sender: str
+    to: list[str]
+    uid: str = ""
+    response_type: str = "Unknown"  # a response's answer: Accept, Tentative or Decline
+    start: datetime | None = None
+    end: datetime | None = None
+    location: str | None = None
+    body: str = ""
+    associated_item_id: str | None = None  # the calendar item it is about, in the holder's mailbox
+    is_draft: bool = False
+    created: datetime = field(default_factory=now)
+    modified: datetime = field(default_factory=now)
+    change_no: int = 1
+
+    @property
+    def change_key(self) -> str:
+        return base64.b64encode(f"MK{self.change_no:08d}{self.item_id[-12:]}".encode()).decode()
+
+    @property
+    def item_class(self) -> str:
+        key = self.response_type if self.element == "MeetingResponse" else self.element
+        return MAIL_CLASSES.get(key, "IPM.Note")
+
+
 @dataclass
 class ServiceAccount:
     username: str
@@ -208,11 +252,14 @@ class Organisation:
         self.domains: set[str] = set()
         self.accounts: dict[str, ServiceAccount] = {}
         self.calendars: dict[str, dict[str, CalendarItem]] = {}
+        # Mail folders (MAIL_FOLDERS) per mailbox: meeting messages, and calendar items moved to Deleted Items.
+        self.folders: dict[str, dict[str, dict[str, MailItem | CalendarItem]]] = {}
         self.messages: list[SentMessage] = []
         self.max_concurrency = 27
 
     def reset_data(self) -> None:
         self.calendars.clear()
+        self.folders.clear()
         self.messages.clear()
 
     def add_mailboxes(self, emails: list[str]) -> None:
@@ -248,3 +295,22 @@ class Organisation:
 
     def remove_item(self, item: CalendarItem) -> None:
         self.calendar(item.mailbox).pop(item.item_id, None)
+
+    def folder(self, mailbox: str, kind: str) -> dict[str, MailItem | CalendarItem]:
+        return self.folders.setdefault(mailbox.lower(), {}).setdefault(kind, {})
+
+    def file(self, kind: str, item: MailItem | CalendarItem) -> None:
+        """Put an item in one of a mailbox's mail folders (a deleted calendar item in Deleted Items)."""
+        self.folder(item.mailbox, kind)[item.item_id] = item
+
+    def filed(self, mailbox: str, item_id: str) -> tuple[str, MailItem | CalendarItem] | None:
+        """The mail folder holding an item, and the item."""
+        for kind, items in self.folders.get(mailbox.lower(), {}).items():
+            found = items.get(item_id)
+            if found is not None:
+                return kind, found
+        return None
+
+    def unfile(self, mailbox: str, item_id: str) -> None:
+        for items in self.folders.get(mailbox.lower(), {}).values():
+            items.pop(item_id, None)

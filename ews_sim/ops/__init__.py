@@ -6,6 +6,7 @@ from ews_sim.ops.base import Context, MessageError, Operation, SoapFault
 from ews_sim.ops.convert_id import ConvertId
 from ews_sim.ops.create_item import CreateItem
 from ews_sim.ops.delete_item import DeleteItem
+from ews_sim.ops.find_folder import FindFolder
 from ews_sim.ops.find_item import FindItem
 from ews_sim.ops.get_folder import GetFolder
 from ews_sim.ops.get_item import GetItem
@@ -25,6 +26,7 @@ OPERATIONS: dict[str, Operation] = {
         GetServerTimeZones(),
         GetUserAvailability(),
         ConvertId(),
+        FindFolder(),
     )
 }
 

@@ -10,8 +10,22 @@ from typing import ClassVar
 from lxml import etree
 
 from ews_sim import responses, series
-from ews_sim.store import CalendarItem, Organisation, ServiceAccount
+from ews_sim.folders import FOLDERS, folder_id
+from ews_sim.store import CalendarItem, MailItem, Organisation, ServiceAccount
 from ews_sim.xmlutil import child_text, local, mq, tq
+
+__all__ = [
+    "Context",
+    "MessageError",
+    "Operation",
+    "SoapFault",
+    "find_any",
+    "find_item",
+    "first_folder",
+    "folder_id",
+    "items_container",
+    "resolve_folder",
+]
 
 
 class SoapFault(Exception):
@@ -56,10 +70,6 @@ class Context:
         return self.mailbox
 
 
-def folder_id(kind: str, mailbox: str) -> str:
-    return base64.b64encode(f"AAMk:{kind}:{mailbox}".encode()).decode()
-
-
 def parse_folder_id(value: str) -> tuple[str, str]:
     try:
         prefix, kind, mailbox = base64.b64decode(value, validate=True).decode().split(":", 2)
@@ -84,7 +94,7 @@ def resolve_folder(ctx: Context, elem: etree._Element) -> tuple[str, str]:
             raise MessageError("ErrorNonExistentMailbox", f"The SMTP address {mailbox} has no mailbox.")
         if not ctx.account.may_impersonate(mailbox) or ctx.mailbox not in (None, mailbox):
             raise MessageError("ErrorAccessDenied")
-    if kind not in ("root", "calendar", "msgfolderroot"):
+    if kind not in FOLDERS:
         raise MessageError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
     return kind, mailbox
 
@@ -151,3 +161,12 @@ def find_item(ctx: Context, mailbox: str, ref: etree._Element) -> CalendarItem:
     if found is None:
         raise MessageError("ErrorItemNotFound")
     return found
+
+
+def find_any(ctx: Context, mailbox: str, ref: etree._Element) -> tuple[str, CalendarItem | MailItem]:
+    """Like ``find_item``, for items of every folder: (the folder's kind, the item)."""
+    if local(ref) == "ItemId":
+        filed = ctx.org.filed(mailbox, ref.get("Id", ""))
+        if filed is not None:
+            return filed
+    return "calendar", find_item(ctx, mailbox, ref)

@@ -1,4 +1,5 @@
-"""CreateItem: appointments, and meetings whose invitations land in attendees' calendars."""
+"""CreateItem: appointments, meetings whose invitations land in attendees' calendars, and the responses and
+cancellations of ``ews_sim.ops.meeting_replies``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import uuid
 from lxml import etree
 
 from ews_sim import items, meetings, responses, series
+from ews_sim.ops import meeting_replies
 from ews_sim.ops.base import Context, MessageError, Operation, first_folder, items_container
-from ews_sim.store import Attendee, CalendarItem, new_item_id
+from ews_sim.store import MAIL_FOLDERS, Attendee, CalendarItem, new_item_id
 from ews_sim.xmlutil import local, mq, now
 
 
@@ -29,6 +31,10 @@ class CreateItem(Operation):
         messages = []
         for node in items_container(elem, "Items"):
             try:
+                if local(node) in meeting_replies.REPLIES:
+                    meeting_replies.reply(ctx, elem, node)
+                    messages.append(responses.message(self.name, inner="<m:Items/>"))
+                    continue
                 item = self._create(ctx, elem, node, send)
             except (MessageError, items.FieldError) as exc:
                 messages.append(
@@ -46,7 +52,11 @@ class CreateItem(Operation):
     def _create(self, ctx: Context, elem: etree._Element, node: etree._Element, send: str) -> CalendarItem:
         if local(node) != "CalendarItem":
             raise MessageError("ErrorInvalidItemForOperationCreateItem", "The simulator stores calendar items only.")
-        _, mailbox = first_folder(ctx, elem.find(mq("SavedItemFolderId")))
+        kind, mailbox = first_folder(ctx, elem.find(mq("SavedItemFolderId")))
+        if kind in MAIL_FOLDERS:
+            raise MessageError(
+                "ErrorCannotCreateCalendarItemInNonCalendarFolder", "Calendar items can only be created in a calendar."
+            )
         stamp = now()
         item = CalendarItem(item_id=new_item_id(), mailbox=mailbox, uid=new_uid(), start=stamp, end=stamp)
         seen = set()

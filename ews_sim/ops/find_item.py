@@ -6,12 +6,25 @@ single items, occurrences and exceptions within the window (never masters), as E
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from lxml import etree
 
 from ews_sim import item_xml, items, responses, series
+from ews_sim.mail_xml import any_item_xml
 from ews_sim.ops.base import Context, MessageError, Operation, first_folder, folder_id
 from ews_sim.restrictions import compile_restriction, sort_key
+from ews_sim.store import MAIL_FOLDERS
 from ews_sim.xmlutil import local, mq, parse_dt, tq
+
+
+def _matches(predicate: Callable[[Any], bool], item: Any) -> bool:
+    """A restriction on a mail folder compares what its items have; a property they lack never matches."""
+    try:
+        return predicate(item)
+    except AttributeError:
+        return False
 
 
 class FindItem(Operation):
@@ -41,12 +54,14 @@ class FindItem(Operation):
             # Microsoft's CalendarView reference: items ending before StartDate, or starting on or after EndDate,
             # are left out, so an item ending exactly at StartDate is in the view.
             found = series.view(ctx.org, mailbox, start, end, edge=True) if kind == "calendar" else []
+        elif kind in MAIL_FOLDERS:
+            found = sorted(ctx.org.folder(mailbox, kind).values(), key=lambda i: i.created)
         else:
             found = list(ctx.org.calendar(mailbox).values()) if kind == "calendar" else []
             found.sort(key=lambda i: (i.start, i.created))
         if restriction is not None and len(restriction):
             predicate = compile_restriction(next(items.iter_children(restriction)), ctx.zone)
-            found = [i for i in found if predicate(i)]
+            found = [i for i in found if _matches(predicate, i)]
         order = elem.find(mq("SortOrder"))
         if order is not None:
             for field in reversed(list(items.iter_children(order))):
@@ -54,11 +69,11 @@ class FindItem(Operation):
                 if path is not None:
                     found.sort(key=sort_key(path.get("FieldURI", "")), reverse=field.get("Order") == "Descending")
         shape = item_xml.Shape.from_element(elem.find(mq("ItemShape")))
-        write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
+        write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id(kind, mailbox), shape=shape)
         if view is not None:
             limit = int(view.get("MaxEntriesReturned") or len(found) or 1)
             page, last = found[:limit], len(found) <= limit
-            rendered = "".join(item_xml.item_xml(i, write_ctx) for i in page)
+            rendered = "".join(any_item_xml(i, write_ctx) for i in page)
             return (
                 f'<m:RootFolder TotalItemsInView="{len(page)}" IncludesLastItemInRange="{str(last).lower()}">'
                 f"<t:Items>{rendered}</t:Items></m:RootFolder>"
@@ -74,7 +89,7 @@ class FindItem(Operation):
                 offset = max(0, len(found) - offset - limit)
         page = found[offset : offset + limit]
         last = offset + len(page) >= len(found)
-        rendered = "".join(item_xml.item_xml(i, write_ctx) for i in page)
+        rendered = "".join(any_item_xml(i, write_ctx) for i in page)
         return (
             f'<m:RootFolder IndexedPagingOffset="{offset + len(page)}" TotalItemsInView="{len(found)}" '
             f'IncludesLastItemInRange="{str(last).lower()}"><t:Items>{rendered}</t:Items></m:RootFolder>'

@@ -1,7 +1,7 @@
 """GetItem: the properties the shape asks for, extended properties echoed as stored.
 
-Ids may name a stored item, an occurrence of a series (its own id, or ``OccurrenceItemId``) or a
-series' master (``RecurringMasterItemId``).
+Ids may name a calendar item, a meeting message in a mail folder, an occurrence of a series (its own
+id, or ``OccurrenceItemId``) or a series' master (``RecurringMasterItemId``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from lxml import etree
 
 from ews_sim import item_xml, responses
-from ews_sim.ops.base import Context, MessageError, Operation, find_item, folder_id, items_container
+from ews_sim.mail_xml import any_item_xml
+from ews_sim.ops.base import Context, MessageError, Operation, find_any, folder_id, items_container
 from ews_sim.xmlutil import mq
 
 
@@ -23,14 +24,14 @@ class GetItem(Operation):
     def run(self, ctx: Context, elem: etree._Element) -> str:
         shape = item_xml.Shape.from_element(elem.find(mq("ItemShape")))
         mailbox = ctx.acting_mailbox()
-        write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id("calendar", mailbox), shape=shape)
         messages = []
         for ref in items_container(elem, "ItemIds"):
             try:
-                item = find_item(ctx, mailbox, ref)
+                kind, item = find_any(ctx, mailbox, ref)
             except MessageError as exc:
                 messages.append(responses.message(self.name, code=exc.code, text=exc.text, inner=self.error_inner))
                 continue
-            body = item_xml.item_xml(item, write_ctx)
+            write_ctx = item_xml.Ctx(in_org=ctx.org.is_mailbox, folder_id=folder_id(kind, mailbox), shape=shape)
+            body = any_item_xml(item, write_ctx)
             messages.append(responses.message(self.name, inner=f"<m:Items>{body}</m:Items>"))
         return responses.response(self.name, messages)
