@@ -1,8 +1,9 @@
 """The organisation from a YAML or JSON file, the command line's ``--domain`` shortcut, or both.
 
-EWS reads ``service_accounts``, ``mailboxes`` and ``domains``; Microsoft Graph adds ``apps`` (Entra
-app registrations with their application access policy), ``on_premises`` and ``teams_disabled``
-mailboxes, and ``token_lifetime_seconds``.
+EWS reads ``service_accounts``, ``mailboxes``, ``domains`` and ``aliases`` (more addresses of a
+mailbox, honoured by both front doors); Microsoft Graph adds ``apps`` (Entra app registrations
+with their application access policy), ``on_premises`` and ``teams_disabled`` mailboxes, and
+``token_lifetime_seconds``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class OrgConfig:
     on_premises: list[str] = field(default_factory=list)
     teams_disabled: list[str] = field(default_factory=list)
     token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # primary address -> its other addresses
 
     @classmethod
     def load(cls, path: Path) -> OrgConfig:
@@ -109,6 +111,7 @@ class OrgConfig:
             "on_premises",
             "teams_disabled",
             "token_lifetime_seconds",
+            "aliases",
         }
         if unknown:
             raise ConfigError(f"{source}: unknown keys {', '.join(sorted(unknown))}")
@@ -122,6 +125,11 @@ class OrgConfig:
         if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 0 <= lifetime <= 86_400:
             raise ConfigError(f"{source}: token_lifetime_seconds must be an integer from 0 to 86400")
         config.token_lifetime_seconds = lifetime
+        config.aliases = aliases_map(raw.get("aliases") or {}, f"{source}: aliases")
+        taken = {m.strip().lower() for m in config.mailboxes} | {a.username.lower() for a in config.accounts}
+        clash = sorted(taken & {a for others in config.aliases.values() for a in others})
+        if clash:
+            raise ConfigError(f"{source}: aliases: {', '.join(clash)} is a mailbox of its own")
         apps = raw.get("apps") or []
         if not isinstance(apps, list):
             raise ConfigError(f"{source}: apps must be a list")
@@ -149,11 +157,33 @@ class OrgConfig:
 
     def apply(self, org: Organisation) -> None:
         org.add_mailboxes(self.mailboxes)
+        org.add_aliases(self.aliases)
         org.domains.update(d.lower() for d in self.domains)
         for account in self.accounts:
             org.add_account(account.username, account.password, account.impersonate)
             # A service account has a mailbox of its own, as in a real organisation.
             org.add_mailboxes([account.username])
+
+
+def aliases_map(value: Any, where: str) -> dict[str, list[str]]:
+    """``{"bob@x.com": ["robert@x.com", ...]}``, lower-cased; every address at most once."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where} must map a primary address to its others: {{"bob@x.com": ["robert@x.com"]}}')
+    out: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for primary, others in value.items():
+        if not isinstance(primary, str) or "@" not in primary:
+            raise ConfigError(f"{where}: {primary!r} is not an address")
+        if not isinstance(others, list) or not all(isinstance(o, str) and "@" in o for o in others):
+            raise ConfigError(f"{where}: the aliases of {primary} must be a list of addresses")
+        main = primary.strip().lower()
+        mine = [o.strip().lower() for o in others]
+        for address in (main, *mine):
+            if address in seen:
+                raise ConfigError(f"{where}: {address} is given twice")
+            seen.add(address)
+        out[main] = mine
+    return out
 
 
 def impersonate_list(value: Any) -> list[str] | None:

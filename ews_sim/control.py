@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ews_sim import meetings
-from ews_sim.config import AppConfig, ConfigError, impersonate_list
+from ews_sim.config import AppConfig, ConfigError, aliases_map, impersonate_list
 from ews_sim.ops.create_item import new_uid
 from ews_sim.store import Attendee, CalendarItem, ext_label, new_item_id
 from ews_sim.xmlutil import fmt_dt, parse_dt
@@ -96,17 +96,40 @@ class Control:
 
     async def list_mailboxes(self, request: web.Request) -> web.Response:
         org = self.sim.org
-        return web.json_response({"mailboxes": sorted(org.mailboxes), "domains": sorted(org.domains)})
+        aliases: dict[str, list[str]] = {}
+        for alias, primary in sorted(org.aliases.items()):
+            aliases.setdefault(primary, []).append(alias)
+        return web.json_response(
+            {"mailboxes": sorted(org.mailboxes), "domains": sorted(org.domains), "aliases": aliases}
+        )
 
     async def add_mailboxes(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        emails = body.get("emails") if isinstance(body, dict) else None
+        usage = (
+            'expected {"emails": ["a@example.com", ...], "aliases"?: {"a@example.com": ["other@example.com"]}, '
+            '"onPremises"?: bool, "teamsDisabled"?: bool}'
+        )
+        if not isinstance(body, dict):
+            return _bad(usage)
+        emails = body.get("emails", [] if "aliases" in body else None)
         if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
-            return _bad('expected {"emails": ["a@example.com", ...], "onPremises"?: bool, "teamsDisabled"?: bool}')
+            return _bad(usage)
         flags = {k: body.get(k, False) for k in ("onPremises", "teamsDisabled")}
         if not all(isinstance(v, bool) for v in flags.values()):
             return _bad("onPremises and teamsDisabled must be true or false")
-        self.sim.org.add_mailboxes(emails)
+        try:
+            aliases = aliases_map(body.get("aliases") or {}, "aliases")
+        except ConfigError as exc:
+            return _bad(str(exc))
+        org = self.sim.org
+        for primary, others in aliases.items():
+            for other in others:
+                if other in org.mailboxes or org.primary(other) not in (other, primary):
+                    return _bad(f"aliases: {other} is already an address of {org.primary(other)}")
+                if other in {e.strip().lower() for e in emails}:
+                    return _bad(f"aliases: {other} is a mailbox of its own")
+        org.add_mailboxes(emails)
+        org.add_aliases(aliases)
         lowered = {e.strip().lower() for e in emails}
         if flags["onPremises"]:
             self.sim.graph.on_premises |= lowered
@@ -141,7 +164,7 @@ class Control:
         return web.json_response(app.as_json(), status=201)
 
     def _mailbox(self, request: web.Request) -> str:
-        email = request.match_info["email"].strip().lower()
+        email = self.sim.org.primary(request.match_info["email"])
         if not self.sim.org.is_mailbox(email):
             raise web.HTTPNotFound(
                 text=json.dumps({"error": f"{email} is not a mailbox of the organisation"}),

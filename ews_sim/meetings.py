@@ -16,6 +16,15 @@ SEND_NONE = "SendToNone"
 ANSWERS = {"Accept": "Busy", "Tentative": "Tentative"}
 
 
+def resolve_addresses(org: Organisation, item: CalendarItem) -> None:
+    """In-organisation attendees are kept under their mailbox's primary address, as Exchange resolves recipients to
+    their directory entry and EWS and Graph write a resolved recipient's primary SMTP address."""
+    for person in item.attendees():
+        main = org.primary(person.email)
+        if main != person.email.lower() and org.is_mailbox(main):
+            person.email = main
+
+
 def _in_org_attendees(org: Organisation, item: CalendarItem) -> dict[str, Attendee]:
     organizer = item.organizer.email.lower() if item.organizer else item.mailbox
     return {a.email.lower(): a for a in item.attendees() if org.is_mailbox(a.email) and a.email.lower() != organizer}

@@ -186,12 +186,15 @@ class Simulator:
             return self._reply(responses.fault("ErrorSchemaValidation", "The SOAP request has no body element."), 500)
         name = local(payload)
         entry.operation = name[: -len("Request")] if name.endswith("Request") else name
-        mailbox = _impersonated(header)
+        written = _impersonated(header)
+        # An alias acts as its mailbox: logs, fault rules and calendars see the primary address.
+        mailbox = self.org.primary(written) if written else None
         entry.mailbox = mailbox
         operation = OPERATIONS.get(entry.operation)
         targets = [mailbox] if mailbox else []
         if entry.operation == "GetUserAvailability" and operation is not None:
-            targets = [a.lower() for a in operation._addresses(payload)]  # type: ignore[attr-defined]
+            asked = [a.lower() for a in operation._addresses(payload)]  # type: ignore[attr-defined]
+            targets = list(dict.fromkeys(asked + [self.org.primary(a) for a in asked]))
 
         ctx = Context(org=self.org, account=account, mailbox=mailbox, zone=None)
         for rule in self.faults.fire(entry.operation, targets):
@@ -211,7 +214,7 @@ class Simulator:
                 return self._reply(_schema_fault(problem), 500)
         try:
             if mailbox is not None:
-                self._check_identity(account, mailbox)
+                self._check_identity(account, mailbox, written or mailbox)
             if operation is None:
                 raise SoapFault("ErrorInvalidRequest", f"The simulator does not implement {entry.operation}.")
             ctx.zone = _context_zone(header)
@@ -222,11 +225,11 @@ class Simulator:
             return self._reply(exc.body(), 500)
         return self._reply(result)
 
-    def _check_identity(self, account: ServiceAccount, mailbox: str) -> None:
+    def _check_identity(self, account: ServiceAccount, mailbox: str, written: str) -> None:
         if not self.org.is_mailbox(mailbox):
-            raise SoapFault("ErrorNonExistentMailbox", values={"SmtpAddress": mailbox})
-        if not account.may_impersonate(mailbox):
-            raise SoapFault("ErrorImpersonateUserDenied", values={"SmtpAddress": mailbox})
+            raise SoapFault("ErrorNonExistentMailbox", values={"SmtpAddress": written})
+        if not self.org.may_impersonate(account, mailbox):
+            raise SoapFault("ErrorImpersonateUserDenied", values={"SmtpAddress": written})
 
     async def _inject(
         self,

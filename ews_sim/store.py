@@ -249,6 +249,7 @@ def new_item_id() -> str:
 class Organisation:
     def __init__(self) -> None:
         self.mailboxes: set[str] = set()
+        self.aliases: dict[str, str] = {}  # another address of a mailbox -> its primary address
         self.domains: set[str] = set()
         self.accounts: dict[str, ServiceAccount] = {}
         self.calendars: dict[str, dict[str, CalendarItem]] = {}
@@ -270,21 +271,46 @@ class Organisation:
             username=username, password=password, impersonate={i.lower() for i in impersonate}
         )
 
-    def is_mailbox(self, email: str) -> bool:
+    def add_aliases(self, aliases: dict[str, list[str]]) -> None:
+        """More addresses for mailboxes (``{"bob@x.com": ["robert@x.com"]}``); the primary becomes a mailbox."""
+        for primary, others in aliases.items():
+            main = primary.strip().lower()
+            self.mailboxes.add(main)
+            for other in others:
+                self.aliases[other.strip().lower()] = main
+
+    def primary(self, email: str) -> str:
+        """The mailbox's primary address for any of its addresses (lower-cased); other addresses as they are."""
         email = email.strip().lower()
+        return self.aliases.get(email, email)
+
+    def addresses(self, email: str) -> list[str]:
+        """Every address of the mailbox ``email`` names: the primary first."""
+        main = self.primary(email)
+        return [main, *sorted(a for a, p in self.aliases.items() if p == main)]
+
+    def may_impersonate(self, account: ServiceAccount, email: str) -> bool:
+        """Whether the account may act as the mailbox, whichever of its addresses either side names."""
+        if "*" in account.impersonate:
+            return True
+        main = self.primary(email)
+        return any(self.primary(allowed) == main for allowed in account.impersonate)
+
+    def is_mailbox(self, email: str) -> bool:
+        email = self.primary(email)
         if email in self.mailboxes:
             return True
         _, _, domain = email.rpartition("@")
         return bool(domain) and domain in self.domains
 
     def calendar(self, email: str) -> dict[str, CalendarItem]:
-        return self.calendars.setdefault(email.lower(), {})
+        return self.calendars.setdefault(self.primary(email), {})
 
     def item(self, mailbox: str, item_id: str) -> CalendarItem | None:
-        return self.calendars.get(mailbox.lower(), {}).get(item_id)
+        return self.calendars.get(self.primary(mailbox), {}).get(item_id)
 
     def find_by_uid(self, mailbox: str, uid: str) -> CalendarItem | None:
-        for item in self.calendars.get(mailbox.lower(), {}).values():
+        for item in self.calendars.get(self.primary(mailbox), {}).values():
             if item.uid == uid:
                 return item
         return None
@@ -297,7 +323,7 @@ class Organisation:
         self.calendar(item.mailbox).pop(item.item_id, None)
 
     def folder(self, mailbox: str, kind: str) -> dict[str, MailItem | CalendarItem]:
-        return self.folders.setdefault(mailbox.lower(), {}).setdefault(kind, {})
+        return self.folders.setdefault(self.primary(mailbox), {}).setdefault(kind, {})
 
     def file(self, kind: str, item: MailItem | CalendarItem) -> None:
         """Put an item in one of a mailbox's mail folders (a deleted calendar item in Deleted Items)."""
@@ -305,12 +331,12 @@ class Organisation:
 
     def filed(self, mailbox: str, item_id: str) -> tuple[str, MailItem | CalendarItem] | None:
         """The mail folder holding an item, and the item."""
-        for kind, items in self.folders.get(mailbox.lower(), {}).items():
+        for kind, items in self.folders.get(self.primary(mailbox), {}).items():
             found = items.get(item_id)
             if found is not None:
                 return kind, found
         return None
 
     def unfile(self, mailbox: str, item_id: str) -> None:
-        for items in self.folders.get(mailbox.lower(), {}).values():
+        for items in self.folders.get(self.primary(mailbox), {}).values():
             items.pop(item_id, None)

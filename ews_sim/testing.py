@@ -95,12 +95,18 @@ class SimClient:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
-    def add_mailboxes(self, *emails: str, on_premises: bool = False, teams_disabled: bool = False) -> None:
-        self._call(
-            "POST",
-            "/mailboxes",
-            json={"emails": list(emails), "onPremises": on_premises, "teamsDisabled": teams_disabled},
-        )
+    def add_mailboxes(
+        self,
+        *emails: str,
+        on_premises: bool = False,
+        teams_disabled: bool = False,
+        aliases: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Add mailboxes (until the next reset); ``aliases`` gives mailboxes more addresses: ``{primary: [others]}``."""
+        body: dict[str, Any] = {"emails": list(emails), "onPremises": on_premises, "teamsDisabled": teams_disabled}
+        if aliases:
+            body["aliases"] = aliases
+        self._call("POST", "/mailboxes", json=body)
 
     def add_app(
         self,

@@ -144,7 +144,8 @@ def _body(req: GraphRequest) -> dict[str, Any]:
 
 
 def allowed_providers(req: GraphRequest, mailbox: str) -> list[str]:
-    return [] if mailbox in req.directory.teams_disabled else [TEAMS]
+    disabled = any(a in req.directory.teams_disabled for a in req.org.addresses(mailbox))
+    return [] if disabled else [TEAMS]
 
 
 def join_url(req: GraphRequest, item: CalendarItem) -> str:
@@ -276,6 +277,7 @@ def create_event(req: GraphRequest) -> GraphResponse:
     stamp = now()
     item = CalendarItem(item_id=new_item_id(), mailbox=mailbox, uid=new_uid(), start=stamp, end=stamp)
     written = apply_event(item, body)
+    meetings.resolve_addresses(req.org, item)
     if not {"start", "end"} <= written.changed:
         raise GraphError(
             400, "ErrorInvalidRequest", "Your request can't be completed. An event needs a start and an end."
@@ -305,6 +307,7 @@ def update_event(req: GraphRequest) -> GraphResponse:
     item = copy.deepcopy(stored)
     old_emails = meetings.invited(stored)
     written = apply_event(item, body)
+    meetings.resolve_addresses(req.org, item)
     _check_times(item)
     if stored.instance_kind is not None:
         return _update_occurrence(req, item, written)

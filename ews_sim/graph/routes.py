@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 READ_ROLES = ("Calendars.Read", "Calendars.ReadWrite")
 WRITE_ROLES = ("Calendars.ReadWrite",)
 SCHEDULE_ROLES = ("Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite")
+DIRECTORY_ROLES = ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
 
 # Every operation name a fault rule may target (besides graph.token, the token endpoint).
 OPERATIONS = (
@@ -38,6 +39,7 @@ OPERATIONS = (
     "graph.tentativelyAcceptEvent",
     "graph.declineEvent",
     "graph.getCalendar",
+    "graph.getUser",
     "graph.getSchedule",
     "graph.batch",
     "graph.token",
@@ -119,7 +121,7 @@ def register() -> None:
     """Fill the table (the handlers import this module, so registration waits until they are loaded)."""
     if _TABLE:
         return
-    from ews_sim.graph import batch, events, schedule
+    from ews_sim.graph import batch, events, schedule, users
 
     event_body = ("type", "graph.event")
     for prefix in ("users/{user}", "users/{user}/calendar"):
@@ -150,6 +152,7 @@ def register() -> None:
                 Route(operation, handler, WRITE_ROLES, ("action", action, "graph.event")),
             )
     _add("GET", "users/{user}/calendar", Route("graph.getCalendar", events.get_calendar, READ_ROLES))
+    _add("GET", "users/{user}", Route("graph.getUser", users.get_user, DIRECTORY_ROLES, per_mailbox=False))
     _add(
         "POST",
         "users/{user}/calendar/getSchedule",

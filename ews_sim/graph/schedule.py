@@ -123,8 +123,8 @@ def get_schedule(req: GraphRequest) -> GraphResponse:
     view = req.view()
     values = []
     for address in schedules:
-        email = address.strip().lower()
-        code = req.schedule_faults.get(email)
+        email = req.org.primary(address)  # any address of a mailbox; the answer keeps the one asked for
+        code = req.schedule_faults.get(address.strip().lower()) or req.schedule_faults.get(email)
         if code is not None:
             values.append({"scheduleId": address, "error": {"message": message_for(code), "responseCode": code}})
             continue
@@ -139,7 +139,7 @@ def get_schedule(req: GraphRequest) -> GraphResponse:
                 }
             )
             continue
-        if email in req.directory.on_premises:
+        if any(a in req.directory.on_premises for a in req.org.addresses(email)):
             code = "MailboxNotEnabledForRESTAPI"
             values.append({"scheduleId": address, "error": {"message": message_for(code), "responseCode": code}})
             continue

@@ -170,7 +170,8 @@ class GraphFrontDoor:
             try:
                 route, params = routes.match(method.upper(), path)
                 entry.operation = route.operation
-                mailbox = params["user"].strip().lower() if "user" in params else None
+                # Any address of a mailbox names it; the rest of the pipeline sees its primary address.
+                mailbox = self.sim.org.primary(params["user"]) if "user" in params else None
                 entry.mailbox = mailbox
                 caller = auth.authenticate(self.sim.graph, headers.get("Authorization"))
                 entry.account = caller.app.client_id
@@ -195,7 +196,8 @@ class GraphFrontDoor:
                         raise GraphError(429, "ApplicationThrottled", MAILBOX_CONCURRENCY_MESSAGE, {"Retry-After": "1"})
                 targets = [mailbox] if mailbox else []
                 if route.operation == "graph.getSchedule":
-                    targets += self._schedules(payload)
+                    schedules = self._schedules(payload)
+                    targets = list(dict.fromkeys(targets + schedules + [self.sim.org.primary(a) for a in schedules]))
                 for rule in self.sim.faults.fire(route.operation, targets):
                     injected = await self._inject(rule, entry, http_request, req=req)
                     if injected is not None:
@@ -204,7 +206,7 @@ class GraphFrontDoor:
                 if route.roles and not set(route.roles) & set(caller.roles):
                     raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
                 if mailbox is not None:
-                    self._check_user(params["user"], mailbox, caller)
+                    self._check_user(params["user"], mailbox, caller, directory=not route.per_mailbox)
                 outcome = route.handler(req)
                 result = await outcome if inspect.isawaitable(outcome) else outcome
             except GraphError as exc:
@@ -248,12 +250,22 @@ class GraphFrontDoor:
         found = next((v for k, v in payload.items() if k.lower() == "schedules"), None)
         return [s.strip().lower() for s in found if isinstance(s, str)] if isinstance(found, list) else []
 
-    def _check_user(self, raw: str, mailbox: str, caller: auth.Caller) -> None:
+    def _check_user(self, raw: str, mailbox: str, caller: auth.Caller, directory: bool = False) -> None:
         if not self.sim.org.is_mailbox(mailbox):
+            if directory:
+                raise GraphError(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{raw}' does not exist or one of its queried reference-property objects are not "
+                    "present.",
+                )
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{raw}' is invalid.")
-        if mailbox in self.sim.graph.on_premises:
+        if directory:
+            return  # the directory is not the mailbox: no access policy, hosted anywhere
+        addresses = self.sim.org.addresses(mailbox)
+        if any(a in self.sim.graph.on_premises for a in addresses):
             raise GraphError(404, "MailboxNotEnabledForRESTAPI")
-        if not caller.app.may_access(mailbox):
+        if not any(caller.app.may_access(a) for a in addresses):
             raise GraphError(403, "ErrorAccessDenied", RAOP_DENIED)
 
     # --- strict mode --------------------------------------------------------------------------------------

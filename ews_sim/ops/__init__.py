@@ -12,6 +12,7 @@ from ews_sim.ops.get_folder import GetFolder
 from ews_sim.ops.get_item import GetItem
 from ews_sim.ops.get_server_time_zones import GetServerTimeZones
 from ews_sim.ops.get_user_availability import GetUserAvailability
+from ews_sim.ops.resolve_names import ResolveNames
 from ews_sim.ops.update_item import UpdateItem
 
 OPERATIONS: dict[str, Operation] = {
@@ -27,6 +28,7 @@ OPERATIONS: dict[str, Operation] = {
         GetUserAvailability(),
         ConvertId(),
         FindFolder(),
+        ResolveNames(),
     )
 }
 

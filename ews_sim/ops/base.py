@@ -63,7 +63,7 @@ class Context:
     def acting_mailbox(self) -> str:
         if self.mailbox is None:
             # Without impersonation the service account acts on its own mailbox, if it has one.
-            own = self.account.username.lower()
+            own = self.org.primary(self.account.username)
             if not self.org.is_mailbox(own):
                 raise SoapFault("ErrorNonExistentMailbox", values={"SmtpAddress": own})
             return own
@@ -86,13 +86,14 @@ def resolve_folder(ctx: Context, elem: etree._Element) -> tuple[str, str]:
         kind = elem.get("Id", "")
         box = elem.find(tq("Mailbox"))
         address = (child_text(box, "EmailAddress") or "").strip().lower() if box is not None else ""
-        mailbox = address or ctx.acting_mailbox()
+        mailbox = ctx.org.primary(address) if address else ctx.acting_mailbox()
     else:
         kind, mailbox = parse_folder_id(elem.get("Id", ""))
-    if mailbox != ctx.mailbox and mailbox != ctx.account.username.lower():
+    own = ctx.org.primary(ctx.account.username)
+    if mailbox != ctx.mailbox and mailbox != own:
         if not ctx.org.is_mailbox(mailbox):
             raise MessageError("ErrorNonExistentMailbox", f"The SMTP address {mailbox} has no mailbox.")
-        if not ctx.account.may_impersonate(mailbox) or ctx.mailbox not in (None, mailbox):
+        if not ctx.org.may_impersonate(ctx.account, mailbox) or ctx.mailbox not in (None, mailbox):
             raise MessageError("ErrorAccessDenied")
     if kind not in FOLDERS:
         raise MessageError("ErrorFolderNotFound", "The specified folder could not be found in the store.")

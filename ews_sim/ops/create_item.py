@@ -68,6 +68,7 @@ class CreateItem(Operation):
         # Exchange keeps the request's zone as the item's when it names none.
         item.start_tz = item.start_tz or ctx.zone_id
         item.end_tz = item.end_tz or ctx.zone_id
+        meetings.resolve_addresses(ctx.org, item)
         items.check_times(item)
         items.snap_all_day(item, ctx.zone)
         if item.recurrence is not None:

@@ -102,7 +102,7 @@ class GetUserAvailability(Operation):
         start, end = to_utc(start_local), to_utc(end_local)
         parts = []
         for address in addresses:
-            code = ctx.mailbox_faults.get(address.lower())
+            code = ctx.mailbox_faults.get(address.lower()) or ctx.mailbox_faults.get(ctx.org.primary(address))
             if code is None and not ctx.org.is_mailbox(address):
                 code = "ErrorMailRecipientNotFound"
             if code is not None:

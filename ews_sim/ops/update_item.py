@@ -64,6 +64,7 @@ class UpdateItem(Operation):
         updates = change.find(tq("Updates"))
         for update in items.iter_children(updates if updates is not None else []):
             self._one(ctx, item, update)
+        meetings.resolve_addresses(ctx.org, item)
         items.check_times(item)
         items.snap_all_day(item, ctx.zone)
         if stored.instance_kind is not None:
