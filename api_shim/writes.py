@@ -24,7 +24,8 @@ from api_shim.errors import ApiError
 from api_shim.jobs.service import job_exists, job_location, wait_for
 from downsync import observability
 from downsync.core.dispatch import WorkQueue
-from downsync.jobs import Accepted, Listed
+from downsync.db import session_scope
+from downsync.jobs import Accepted, Listed, mark_unsent
 from downsync.models import PENDING
 from downsync.settings import Settings
 
@@ -82,8 +83,18 @@ async def finish(
                 )
             raise
         log.info("the commit's answer was lost, but the job is stored: answering as accepted")
-    await run_in_threadpool(queue.enqueue, accepted.placement_ids)
+    if not await run_in_threadpool(queue.enqueue, accepted.placement_ids):
+        await run_in_threadpool(_unsent, accepted.placement_ids)
     return await answer(accepted.job.id, wait, settings, single, listed=accepted.listed)
+
+
+def _unsent(placement_ids: list[int]) -> None:
+    """The broker is down: the placements are marked unsent, so a dispatcher sends them as soon as it is back."""
+    try:
+        with session_scope() as session:
+            mark_unsent(session, placement_ids)
+    except SQLAlchemyError as exc:  # they are sent again after the redelivery time all the same
+        log.warning("could not mark placements unsent: %s", exc)
 
 
 def _seconds(wait: float | None, settings: Settings) -> float:

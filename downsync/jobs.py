@@ -163,6 +163,13 @@ def accept_write(
     return Accepted(job=job, placement_ids=sorted(i for i in ids if i is not None), listed=tuple(listed))
 
 
+def mark_unsent(session: Session, placement_ids: Sequence[int]) -> None:
+    """The broker did not take these placements' messages (it is down): the dispatcher sends them at its first tick
+    once the broker answers, instead of waiting out the redelivery time of messages that never left."""
+    if placement_ids:
+        session.exec(update(Placement).where(col(Placement.id).in_(list(placement_ids))).values(enqueued_at=None))
+
+
 def job_state(total: int, pending: int, ok: int) -> str:
     if pending:
         return "pending"

@@ -61,6 +61,9 @@ class CeleryQueue:
             return True
         try:
             with self.app.producer_or_acquire() as producer:
+                # One try: a broker that is down fails the call at once instead of after the connect timeout's
+                # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
+                producer.connection.ensure_connection(max_retries=0)
                 for placement_id in placement_ids:
                     self.app.send_task(CONVERGE_TASK, args=[placement_id], retry=False, producer=producer)
         except (OperationalError, KombuError, RedisError, OSError) as exc:

@@ -51,6 +51,14 @@ def accepted() -> Accepted:
     return Accepted(job=job, placement_ids=[7, 8], listed=(Listed("Alice@X.com"), Listed("bob@x.com")))
 
 
+@pytest.fixture(autouse=True)
+def unsent(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Placements the API marked unsent (no store here: recorded instead)."""
+    marked: list[list[int]] = []
+    monkeypatch.setattr(writes, "_unsent", marked.append)
+    return marked
+
+
 def run(session: Session, wait: float | None) -> Any:
     queue = Queue()
     response = asyncio.run(writes.finish(session, accepted(), wait, SETTINGS, queue))  # type: ignore[arg-type]
@@ -141,3 +149,16 @@ def test_a_lost_commit_is_refused_only_once_the_store_says_it_is_not_there(monke
     with pytest.raises(OperationalError):
         asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
     assert store.now >= writes.COMMIT_LOOKUP_SECONDS
+
+
+def test_placements_the_broker_refused_are_marked_unsent_for_the_dispatcher(unsent: list[list[int]]) -> None:
+    assert run(Session(), wait=0).status_code == 202  # the Queue stub's broker is down
+    assert unsent == [[7, 8]]
+
+    class Up(Queue):
+        def enqueue(self, placement_ids: Sequence[int]) -> bool:
+            super().enqueue(placement_ids)
+            return True
+
+    asyncio.run(writes.finish(Session(), accepted(), 0, SETTINGS, Up()))  # type: ignore[arg-type]
+    assert unsent == [[7, 8]]  # sent: nothing more to mark
