@@ -346,14 +346,19 @@ def _update_occurrence(req: GraphRequest, item: CalendarItem, written: Written) 
     return _entity(req, item, expand=False)
 
 
+def _drop_occurrence(req: GraphRequest, item: CalendarItem) -> None:
+    """One occurrence leaves its series; the organizer's attendees get its cancellation."""
+    master = req.org.item(req.mailbox or "", item.master_id or "")
+    if master is not None and item.original_start is not None:
+        series.delete_occurrence(master, item.original_start)
+        if master.is_meeting and master.is_organizer_copy:
+            meetings.cancel_occurrence(req.org, master, item)
+
+
 def delete_event(req: GraphRequest) -> GraphResponse:
     item = _event(req)
     if item.instance_kind is not None:
-        master = req.org.item(req.mailbox or "", item.master_id or "")
-        if master is not None and item.original_start is not None:
-            series.delete_occurrence(master, item.original_start)
-            if master.is_meeting and master.is_organizer_copy:
-                meetings.cancel_occurrence(req.org, master, item)
+        _drop_occurrence(req, item)
         return GraphResponse(204)
     if item.is_meeting and item.is_organizer_copy:
         meetings.cancel_all(req.org, item)
@@ -371,6 +376,9 @@ def cancel_event(req: GraphRequest) -> GraphResponse:
             "ErrorInvalidRequest",
             "Your request can't be completed. You need to be an organizer to cancel a meeting.",
         )
+    if item.instance_kind is not None:
+        _drop_occurrence(req, item)  # one occurrence: cancelled for the attendees, gone from the series
+        return GraphResponse(202)
     meetings.cancel_all(req.org, item)
     req.org.remove_item(item)
     return GraphResponse(202)
@@ -381,7 +389,8 @@ def responder(answer: str) -> Any:
     unless ``sendResponse`` is false."""
 
     def respond(req: GraphRequest) -> GraphResponse:
-        item = _event(req)
+        found = _event(req)
+        item = series.master_of(req.org, req.mailbox or "", found) or found  # an occurrence's answer is its series'
         body = canonical(req.body) if isinstance(req.body, dict) else {}
         folded = {k.lower(): v for k, v in body.items()}
         send = folded.get("sendresponse", True)

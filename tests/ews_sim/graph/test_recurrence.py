@@ -117,3 +117,27 @@ def test_an_event_ending_where_the_view_starts_is_in_the_view(sim: SimClient, gr
     graph.post(f"/users/{ALICE}/events", json=event(subject="starts at the end", start="2030-01-31T00:00:00"))
     shown = graph.get(f"/users/{ALICE}/calendarView?{VIEW}").json()["value"]
     assert [e["subject"] for e in shown] == ["ends at the start"]
+
+
+def test_a_recurring_meeting_answered_and_one_occurrence_cancelled(sim: SimClient, graph: httpx.Client) -> None:
+    master = graph.post(f"/users/{ALICE}/events", json=event(recurrence=WEEKLY, attendees=[BOB])).json()
+    bobs = graph.get(f"/users/{BOB}/calendarView?{VIEW}").json()["value"]
+    assert [e["type"] for e in bobs] == ["occurrence"] * 4
+    # Answering an occurrence answers the series.
+    assert graph.post(f"/users/{BOB}/events/{bobs[1]['id']}/accept", json={}).status_code == 202
+    organizer = graph.get(f"/users/{ALICE}/events/{master['id']}").json()
+    assert [a["status"]["response"] for a in organizer["attendees"]] == ["accepted"]
+    second = graph.get(f"/users/{ALICE}/calendarView?{VIEW}").json()["value"][1]
+    assert graph.post(f"/users/{ALICE}/events/{second['id']}/cancel", json={}).status_code == 202
+    assert len(graph.get(f"/users/{ALICE}/calendarView?{VIEW}").json()["value"]) == 3
+    bobs = graph.get(f"/users/{BOB}/calendarView?{VIEW}").json()["value"]
+    assert [(e["type"], e["isCancelled"], e["showAs"]) for e in bobs] == [
+        ("occurrence", False, "busy"),
+        ("exception", True, "free"),
+        ("occurrence", False, "busy"),
+        ("occurrence", False, "busy"),
+    ]
+    assert [(m["kind"], m["start"]) for m in sim.messages(to=BOB)] == [
+        ("request", "2030-01-07T09:00:00Z"),
+        ("cancel", "2030-01-09T09:00:00Z"),
+    ]
