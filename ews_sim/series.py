@@ -251,13 +251,14 @@ def copy_into(source: CalendarItem, target: CalendarItem) -> None:
     kept = {original: target.exceptions.get(original) for original in source.exceptions}
     target.exceptions = {}
     for original, exception in source.exceptions.items():
+        answered = kept[original] or target  # the attendee's own answer to this occurrence, else to the series
         mine = dataclasses.replace(
             exception,
             item_id=occurrence_id(target.item_id, original),
             mailbox=target.mailbox,
             master_id=target.item_id,
             organizer_item_id=source.item_id,
-            my_response=kept[original].my_response if kept[original] is not None else target.my_response,
-            free_busy=kept[original].free_busy if kept[original] is not None else target.free_busy,
+            my_response=answered.my_response,
+            free_busy=answered.free_busy,
         )
         target.exceptions[original] = mine
