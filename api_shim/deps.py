@@ -6,16 +6,15 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from api_shim.errors import ApiError
+from api_shim.security import caller, require
 from downsync import observability
+from downsync.auth import Principal
 from downsync.core.dispatch import WorkQueue
 from downsync.db import get_engine
 from downsync.queue import default_queue
 from downsync.settings import Settings, get_settings
-from downsync.tenants import Principal, authenticate
 
 
 def get_session() -> Iterator[Session]:
@@ -31,46 +30,10 @@ def get_queue() -> WorkQueue:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueueDep = Annotated[WorkQueue, Depends(get_queue)]
-_bearer = HTTPBearer(auto_error=False, description="A tenant's API token, from `downsync token create`.")
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "ErrorUnauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="downsync"'})
-
-
-def authenticated(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise _unauthorized("an Authorization: Bearer token is required")
-    principal = authenticate(session, credentials.credentials)
-    # The read ends here: on SQLite every transaction holds the write lock, and the request may now wait.
-    session.rollback()
-    if principal is None:
-        raise _unauthorized("the token is not valid")
-    return principal
-
-
-async def get_principal(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-    # Set on the request's own context (a sync dependency runs in a copied one), for logs and Sentry tags.
-    observability.tenant_name.set(principal.tenant_name)
-    return principal
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-def require(scope: str) -> object:
-    def check(principal: PrincipalDep) -> Principal:
-        if scope not in principal.scopes:
-            raise ApiError(403, "ErrorForbidden", f"the token lacks the {scope!r} scope")
-        return principal
-
-    return Depends(check)
-
-
-SyncPrincipal = Annotated[Principal, require("sync")]
-AvailabilityPrincipal = Annotated[Principal, require("availability")]
+PrincipalDep = Annotated[Principal, Depends(caller)]
+# Writes count against the tenant's write limit, reads of availability and meetings against the other.
+SyncPrincipal = Annotated[Principal, require("sync", "writes")]
+AvailabilityPrincipal = Annotated[Principal, require("availability", "availability")]
 
 
 async def get_correlation_id(

@@ -9,6 +9,10 @@ from typing import Any
 
 import click
 
+from downsync.cli_access import client, token
+from downsync.cli_support import check_store as _check_store
+from downsync.cli_support import fail as _fail
+
 DEMO_DOMAIN = "demo.test"
 
 
@@ -131,10 +135,6 @@ def ews_sim(
     serve(sim, host, port, ssl_context=files.server_context() if files else None)
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
-
-
 @main.group()
 def db() -> None:
     """The store's schema."""
@@ -228,14 +228,24 @@ def _tenant_create_command(func: Any) -> Any:
     show_default=True,
     help="A failed availability lookup shows the attendee busy (closed) or free.",
 )
+@click.option("--rate-limit-writes", help="This tenant's write limit, e.g. 100/second (default: the setting).")
+@click.option("--rate-limit-availability", help="This tenant's availability limit, e.g. 20/second.")
 @_tenant_create_command
-def tenant_create(name: str, backend: str, busy_types: str, availability_on_error: str, **given: object) -> None:
+def tenant_create(
+    name: str,
+    backend: str,
+    busy_types: str,
+    availability_on_error: str,
+    rate_limit_writes: str | None,
+    rate_limit_availability: str | None,
+    **given: object,
+) -> None:
     """Add a tenant on a calendar backend, with that backend's settings."""
     from downsync.backends import BackendError
-    from downsync.db import check_migrated, session_scope
+    from downsync.db import session_scope
     from downsync.tenants import TenantError, create_tenant
 
-    _check_store(check_migrated)
+    _check_store()
     try:
         options = _backend_values(backend, given)
         with session_scope() as session:
@@ -246,6 +256,8 @@ def tenant_create(name: str, backend: str, busy_types: str, availability_on_erro
                 options,
                 busy_types=busy_types,
                 availability_on_error=availability_on_error,
+                rate_limit_writes=rate_limit_writes,
+                rate_limit_availability=rate_limit_availability,
             )
             click.echo(f"tenant {created.name} created (id {created.id}, backend {created.backend})")
     except (TenantError, BackendError) as exc:
@@ -259,10 +271,10 @@ def tenant_check(name: str, mailbox: str | None) -> None:
     """Try the tenant's credentials (and a mailbox) and say exactly what is wrong."""
     from downsync.backends import backend
     from downsync.core.converge import TenantUnusable
-    from downsync.db import check_migrated, session_scope
+    from downsync.db import session_scope
     from downsync.tenants import TenantError, gateway_for, tenant_by_name
 
-    _check_store(check_migrated)
+    _check_store()
     try:
         with session_scope() as session:
             found = tenant_by_name(session, name)
@@ -286,44 +298,14 @@ def tenant_list() -> None:
     """The tenants, their backends and settings (never their secrets)."""
     from sqlmodel import select
 
-    from downsync.db import check_migrated, session_scope
+    from downsync.db import session_scope
     from downsync.models import Tenant
 
-    _check_store(check_migrated)
+    _check_store()
     with session_scope() as session:
         for row in session.exec(select(Tenant).order_by(Tenant.name)):
             options = " ".join(f"{k}={v}" for k, v in sorted(row.backend_options.items()))
             click.echo(f"{row.name}\t{row.backend}\t{options}")
-
-
-@main.group()
-def token() -> None:
-    """API tokens."""
-
-
-@token.command("create")
-@click.option("--tenant", "tenant_name", required=True)
-@click.option("--scopes", default="availability,sync", show_default=True, help="Comma-separated: availability, sync.")
-def token_create(tenant_name: str, scopes: str) -> None:
-    """Print a new bearer token for the tenant; it is shown once and stored hashed."""
-    from downsync.db import check_migrated, session_scope
-    from downsync.tenants import TenantError, create_token
-
-    _check_store(check_migrated)
-    try:
-        with session_scope() as session:
-            click.echo(create_token(session, tenant_name, [s.strip() for s in scopes.split(",") if s.strip()]))
-    except TenantError as exc:
-        _fail(str(exc))
-
-
-def _check_store(check: object) -> None:
-    from downsync.db import NotMigratedError
-
-    try:
-        check()  # type: ignore[operator]
-    except NotMigratedError as exc:
-        _fail(str(exc))
 
 
 @main.command("api")
@@ -334,11 +316,10 @@ def api(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
-    from downsync.db import check_migrated
     from downsync.observability import configure_logging
 
     configure_logging()
-    _check_store(check_migrated)
+    _check_store()
     uvicorn.run("api_shim.main:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
 
 
@@ -352,9 +333,8 @@ def api(host: str, port: int, workers: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, supervise: bool) -> None:
     """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
-    from downsync.db import check_migrated
 
-    _check_store(check_migrated)
+    _check_store()
     if supervise:
         from downsync.supervise import supervise as run_supervised
 
@@ -410,6 +390,10 @@ def demo(host: str, port: int, sim_port: int, sim_tls_port: int) -> None:
     from downsync.demo import run_demo
 
     run_demo(host=host, port=port, sim_port=sim_port, sim_tls_port=sim_tls_port)
+
+
+main.add_command(token)
+main.add_command(client)
 
 
 if __name__ == "__main__":

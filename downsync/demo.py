@@ -14,6 +14,7 @@ from sqlmodel import select
 from downsync.models import Tenant, utcnow
 
 if TYPE_CHECKING:
+    from downsync.auth import NewClient
     from ews_sim.app import Running
 
 DEMO_DOMAIN = "demo.test"
@@ -60,7 +61,7 @@ def run_demo(host: str, port: int, sim_port: int, sim_tls_port: int = 0) -> None
     tls = generate(state / "tls")
     running = start_in_thread(sim, host="127.0.0.1", port=sim_port, tls=tls, tls_port=sim_tls_port)
 
-    token, graph_token = _prepare_store(running)
+    token, graph_token, client = _prepare_store(running)
     worker = subprocess.Popen(
         [sys.executable, "-m", "downsync.cli", "worker", "--concurrency=4"], env=os.environ.copy()
     )
@@ -73,7 +74,10 @@ def run_demo(host: str, port: int, sim_port: int, sim_tls_port: int = 0) -> None
         f"Tenant {DEMO_GRAPH_TENANT!r} (Microsoft Graph, the same organisation), token: {graph_token}\n\nTry:\n"
         + _curl(base, token, "demo-1")
         + _curl(base, graph_token, "demo-2")
-        + f"curl -s {running.url}/_sim/mailboxes/bob@{DEMO_DOMAIN}/calendar\n",
+        + f"curl -s {running.url}/_sim/mailboxes/bob@{DEMO_DOMAIN}/calendar\n"
+        + f"\nOAuth client of {DEMO_TENANT!r}: client_id={client.client_id} client_secret={client.client_secret}\n"
+        f"curl -s -X POST '{base}/oauth/token' -d grant_type=refresh_token -d refresh_token={client.refresh_token} "
+        f"-d client_id={client.client_id} -d client_secret={client.client_secret}\n",
         err=True,
     )
     try:
@@ -88,11 +92,14 @@ def run_demo(host: str, port: int, sim_port: int, sim_tls_port: int = 0) -> None
             embedded.stop()
 
 
-def _prepare_store(running: Running) -> tuple[str, str]:
-    """Migrate, point the demo tenants (EWS and Graph) at this run's simulator, and mint a token for each."""
+def _prepare_store(running: Running) -> tuple[str, str, NewClient]:
+    """Migrate, point the demo tenants (EWS and Graph) at this run's simulator, mint a token for each, and register
+    an OAuth client of the EWS one."""
     from downsync import db
+    from downsync.auth import create_client, create_token
     from downsync.backends import split, validate
-    from downsync.tenants import create_token, encrypt_secret
+    from downsync.settings import get_settings
+    from downsync.tenants import encrypt_secret
 
     db.upgrade()
     assert running.ca_file is not None
@@ -122,4 +129,5 @@ def _prepare_store(running: Running) -> tuple[str, str]:
             session.add(tenant)
             session.flush()
             tokens.append(create_token(session, name, ["availability", "sync"]))
-    return tokens[0], tokens[1]
+        client = create_client(session, DEMO_TENANT, ["availability", "sync"], get_settings())
+    return tokens[0], tokens[1], client

@@ -39,17 +39,60 @@ class Tenant(SQLModel, table=True):
     # Availability: which free/busy states count as unavailable, and what a failed lookup reports.
     busy_types: str = Field(default="Busy,OOF,Tentative,WorkingElsewhere", max_length=100)
     availability_on_error: str = Field(default="closed", max_length=10)
+    # Per-tenant rate limits in the ``limits`` notation ("100/second"); None takes the settings' defaults.
+    rate_limit_writes: str | None = Field(default=None, max_length=100)
+    rate_limit_availability: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class ApiClient(SQLModel, table=True):
+    """A registered API client of a tenant: OAuth 2.0 (refresh tokens) and HMAC-signed requests."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    client_id: str = Field(max_length=64, unique=True, index=True)
+    # The secret is verified by its hash; HMAC signatures need the secret itself, kept encrypted with the
+    # settings' secret key as the tenants' Exchange credentials are.
+    secret_hash: str = Field(max_length=64)
+    secret_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    scopes: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def scope_set(self) -> set[str]:
+        return {s for s in self.scopes.split(",") if s}
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, used once: each use returns the next of its family; a second use revokes the family."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_pk: int = Field(foreign_key="apiclient.id", index=True)
+    family: str = Field(max_length=32, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 class ApiToken(SQLModel, table=True):
+    """A bearer token: long-lived from ``downsync token create``, or an OAuth access token of a client."""
+
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int = Field(foreign_key="tenant.id", index=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     scopes: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+    # OAuth access tokens: the client and refresh-token family that issued them, and when they stop working.
+    client_pk: int | None = Field(default=None, foreign_key="apiclient.id", index=True)
+    family: str | None = Field(default=None, max_length=32, index=True)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
     @property
     def scope_set(self) -> set[str]:

@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +50,23 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
     redeliver_seconds: float = Field(default=30.0, gt=0)
 
+    # Authentication (the contract, section 6).
+    access_token_seconds: int = Field(default=3600, ge=60)
+    refresh_token_days: int = Field(default=90, ge=1)
+    hmac_enabled: bool = True
+    hmac_skew_seconds: float = Field(default=300.0, gt=0)
+    # The seeds' administrator login, off unless turned on; it acts for one tenant and is logged as deprecated.
+    legacy_basic_enabled: bool = False
+    legacy_basic_username: str = "admin"
+    legacy_basic_password: SecretStr | None = None
+    legacy_basic_tenant: str = ""
+    # Per-tenant rate limits (``limits`` notation), shared by every API process through Redis; tenants may override.
+    rate_limit_writes: str = "100/second"
+    rate_limit_availability: str = "20/second"
+    # Date-times outside these years are refused (422): Exchange stores nothing sensible there.
+    min_year: int = Field(default=1900, ge=1)
+    max_year: int = Field(default=2200, le=9998)
+
     # Availability (synchronous).
     availability_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
     availability_max_entries: int = Field(default=1000, ge=1)
@@ -59,6 +77,15 @@ class Settings(BaseSettings):
     def _defaults_and_limits(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{Path(self.state_dir) / 'downsync.db'}"
+        for limit in (self.rate_limit_writes, self.rate_limit_availability):
+            try:
+                parse_many(limit)
+            except ValueError:
+                raise ValueError(f"{limit!r} is not a rate limit such as 100/second") from None
+        if self.legacy_basic_enabled and (self.legacy_basic_password is None or not self.legacy_basic_tenant):
+            raise ValueError(
+                "the legacy Basic login needs DOWNSYNC_LEGACY_BASIC_PASSWORD and DOWNSYNC_LEGACY_BASIC_TENANT"
+            )
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
             raise ValueError("DOWNSYNC_SECRET_KEY must be set to a secret of your own in production")
         return self

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from limits import parse_many
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -20,11 +19,8 @@ from downsync import backends
 from downsync.core.converge import TenantContext, TenantUnusable
 from downsync.core.gateway import CalendarGateway
 from downsync.db import session_scope
-from downsync.models import ApiToken, Tenant, utcnow
+from downsync.models import Tenant
 from downsync.settings import BUSY_TYPES, Settings, get_settings
-
-SCOPES = ("availability", "sync")
-TOKEN_PREFIX = "dsk_"
 
 
 class TenantError(ValueError):
@@ -49,10 +45,6 @@ def decrypt_secret(value: str) -> str:
         ) from exc
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _availability_settings(busy_types: str, availability_on_error: str) -> str:
     types = [t.strip() for t in busy_types.split(",") if t.strip()]
     if not types or set(types) - set(BUSY_TYPES):
@@ -69,6 +61,8 @@ def create_tenant(
     options: dict[str, Any],
     busy_types: str = "Busy,OOF,Tentative,WorkingElsewhere",
     availability_on_error: str = "closed",
+    rate_limit_writes: str | None = None,
+    rate_limit_availability: str | None = None,
 ) -> Tenant:
     """A tenant on ``backend`` with its settings (as the backend's options model names them)."""
     if not name.strip():
@@ -80,7 +74,15 @@ def create_tenant(
     except backends.BackendError as exc:
         raise TenantError(str(exc)) from exc
     plain, hidden = backends.split(validated)
+    for limit in (rate_limit_writes, rate_limit_availability):
+        if limit is not None:
+            try:
+                parse_many(limit)
+            except ValueError:
+                raise TenantError(f"{limit!r} is not a rate limit such as 100/second or 1000/minute") from None
     tenant = Tenant(
+        rate_limit_writes=rate_limit_writes,
+        rate_limit_availability=rate_limit_availability,
         name=name,
         backend=backend,
         backend_options=plain,
@@ -144,45 +146,3 @@ class TenantDirectory:
         with self._lock:
             self._cache[tenant_id] = (self.clock(), context)
         return context
-
-
-def create_token(session: Session, tenant_name: str, scopes: list[str]) -> str:
-    """A new bearer token for the tenant; the plain token is returned once and only its hash is kept."""
-    unknown = set(scopes) - set(SCOPES)
-    if unknown or not scopes:
-        raise TenantError(f"scopes must be some of {', '.join(SCOPES)}")
-    tenant = tenant_by_name(session, tenant_name)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    assert tenant.id is not None
-    session.add(ApiToken(tenant_id=tenant.id, token_hash=hash_token(token), scopes=",".join(sorted(set(scopes)))))
-    session.flush()
-    return token
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant_id: int
-    tenant_name: str
-    scopes: frozenset[str]
-
-
-def authenticate(session: Session, token: str) -> Principal | None:
-    found = session.exec(
-        select(ApiToken, Tenant)
-        .join(Tenant, Tenant.id == ApiToken.tenant_id)  # type: ignore[arg-type]
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at == None)  # noqa: E711
-    ).first()
-    if found is None:
-        return None
-    api_token, tenant = found
-    assert tenant.id is not None
-    return Principal(tenant_id=tenant.id, tenant_name=tenant.name, scopes=frozenset(api_token.scope_set))
-
-
-def revoke_tokens(session: Session, tenant_name: str) -> int:
-    tenant = tenant_by_name(session, tenant_name)
-    tokens = session.exec(select(ApiToken).where(ApiToken.tenant_id == tenant.id, ApiToken.revoked_at == None)).all()  # noqa: E711
-    for token in tokens:
-        token.revoked_at = utcnow()
-        session.add(token)
-    return len(tokens)

@@ -79,7 +79,17 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
             timeout=30,
         )
         assert through_graph.status_code == 200 and {r["errorCode"] for r in through_graph.json()} == {"NoError"}
-        assert "(Microsoft Graph, the same organisation)" in text and text.count("curl -s -X POST") == 2
+        assert "(Microsoft Graph, the same organisation)" in text and text.count("curl -s -X POST") == 3
+        # The OAuth client printed beside the tokens works.
+        oauth = re.search(r"refresh_token=(dsr_\S+) -d client_id=(dsc_\S+) -d client_secret=(\S+)", text)
+        assert oauth is not None
+        granted = requests.post(
+            f"{base}/oauth/token",
+            data=dict(zip(("refresh_token", "client_id", "client_secret"), oauth.groups(), strict=True))
+            | {"grant_type": "refresh_token"},
+            timeout=30,
+        )
+        assert granted.status_code == 200 and granted.json()["access_token"].startswith("dsa_")
         calendar = requests.get(f"http://127.0.0.1:{sim_port}/_sim/mailboxes/bob@demo.test/calendar", timeout=5).json()
         subjects = sorted(i["subject"] for i in calendar if i["start"] == "2030-01-07T10:00:00Z")
         assert subjects == ["Demo", "Demo via Graph"]

@@ -11,13 +11,14 @@ from sqlmodel import Session, col, select
 from api_shim.errors import ApiError
 from api_shim.fields import format_time
 from api_shim.meeting.schemas import AttendeeView, MeetingCreate, MeetingPatch, MeetingView
+from downsync.auth import Principal
 from downsync.core.converge import TenantUnusable
 from downsync.core.errors import MAILBOX_NOT_FOUND, GatewayError
 from downsync.core.model import MEETING, Invitee, Meeting, Tag
 from downsync.jobs import Accepted, Listed, accept_write
 from downsync.models import Event, Job, Placement, Tenant
 from downsync.settings import Settings
-from downsync.tenants import Principal, gateway_for
+from downsync.tenants import gateway_for
 
 KIND = MEETING
 # The contract's location for an online meeting, made one where the tenant's backend can (Microsoft Graph).

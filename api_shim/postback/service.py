@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from sqlmodel import Session
 
 from api_shim.postback.schemas import EventState, PostbackCreate, PostbackDelete, PostbackUpdate
+from downsync.auth import Principal
 from downsync.core.model import POSTBACK, Appointment
 from downsync.jobs import Accepted, Listed, accept_write
-from downsync.tenants import Principal
 
 KIND = POSTBACK
 

@@ -51,9 +51,7 @@ def take_due(session: Session, now: datetime, redeliver_seconds: float, limit: i
     )
     ids = [i for i in session.exec(query).all() if i is not None]
     if ids:
-        session.exec(
-            update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=now)
-        )
+        session.exec(update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=now))
     return ids
 
 
@@ -81,9 +79,7 @@ class Dispatcher:
         if ids and not self.queue.enqueue(ids):
             # Not sent after all: due again at the next tick, once the broker answers.
             with session_scope(self.engine) as session:
-                session.exec(
-                    update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=None)
-                )
+                session.exec(update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=None))
             return 0
         if self._ticks % 10 == 1:
             with session_scope(self.engine) as session:

@@ -167,6 +167,16 @@ class Stack:
         self._wait_until(lambda: self._answers(f"{self.api_url}/healthz"), self.api, "the API did not start")
         return self.api
 
+    def extra_api(self, **settings: str) -> tuple[Process, str]:
+        """One more API process on the same store and broker (``settings`` override DOWNSYNC_* for it); the caller
+        stops it. Returns it and its base URL."""
+        port = free_port()
+        env = {**self.env, **{f"DOWNSYNC_{k.upper()}": v for k, v in settings.items()}}
+        process = self._spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env=env)
+        url = f"http://127.0.0.1:{port}"
+        self._wait_until(lambda: self._answers(f"{url}/healthz"), process, "the extra API did not start")
+        return process, url
+
     def start_worker(self, concurrency: int = 4, **settings: str) -> Process:
         """A worker; ``settings`` override DOWNSYNC_* variables for this worker only (e.g. retry_max_attempts)."""
         args = [

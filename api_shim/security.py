@@ -1,0 +1,189 @@
+"""Who is calling, as the contract's section 6 allows: a bearer token (long-lived, or an OAuth access token), an
+HMAC-signed request, or the legacy Basic login when the deployment turns it on; then the scope and the tenant's
+rate limit. Every refusal is the contract's error shape, with ``WWW-Authenticate`` on 401."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer, OAuth2
+from starlette.concurrency import run_in_threadpool
+
+from api_shim.errors import ApiError
+from downsync import auth, observability
+from downsync.db import session_scope
+from downsync.models import Tenant, utcnow
+from downsync.ratelimit import limiter
+from downsync.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+CHALLENGE = 'Bearer realm="downsync"'
+TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per token
+
+# Declared for the OpenAPI document's security schemes; ``caller`` below reads the headers itself.
+SCHEMES = (
+    HTTPBearer(
+        auto_error=False, description="A tenant's token: from `downsync token create`, or an OAuth access token."
+    ),
+    OAuth2(
+        flows=OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(
+                tokenUrl="/oauth/token",
+                scopes={"availability": "read availability and meetings", "sync": "write, and retry jobs"},
+            )
+        ),
+        auto_error=False,
+        description="Access tokens from `POST /oauth/token` (form-encoded `grant_type=refresh_token`, "
+        "`refresh_token`, `client_id`, `client_secret`); refresh tokens rotate. Send as `Authorization: Bearer`.",
+    ),
+    APIKeyHeader(
+        name="X-Signature",
+        scheme_name="HMAC",
+        auto_error=False,
+        description="A signed request (single-tenant deployments): `X-Client-Id` (a registered client's id), "
+        "`X-Timestamp` (Unix seconds, within 5 minutes of the server's clock) and `X-Signature`, the base64 "
+        "HMAC-SHA256, keyed by the client secret, of `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nhex(SHA-256(body))` "
+        "(`?QUERY` only when there is a query string). A signature is accepted once.",
+    ),
+    HTTPBasic(auto_error=False, description="The legacy administrator login, when the deployment turns it on"),
+)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "ErrorUnauthorized", message, headers={"WWW-Authenticate": CHALLENGE})
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+def _replay_guard(settings: Settings) -> Callable[[str], bool]:
+    """Records a signature for twice the allowed skew; an older one is refused by its timestamp anyway."""
+
+    def first_seen(signature: str) -> bool:
+        try:
+            key = f"downsync:hmac:{signature}"
+            return bool(_redis(settings.redis_url).set(key, 1, nx=True, ex=int(2 * settings.hmac_skew_seconds) + 1))
+        except (redis.RedisError, OSError) as exc:
+            # Without the store of seen signatures a replay cannot be told from a first request: refuse, unstored.
+            raise ApiError(
+                503,
+                "ErrorServiceUnavailable",
+                "signed requests cannot be checked for replays now (Redis does not answer); try again",
+                headers={"Retry-After": "5"},
+            ) from exc
+
+    return first_seen
+
+
+def _by_token(token: str) -> auth.Principal | None:
+    with session_scope() as session:
+        return auth.authenticate(session, token, utcnow(), TOUCH_EVERY)
+
+
+def _by_signature(request: Request, body: bytes, settings: Settings) -> auth.Principal:
+    headers = request.headers
+    message = auth.canonical(request.method, request.url.path, request.url.query, headers.get("X-Timestamp", ""), body)
+    with session_scope() as session:
+        try:
+            return auth.verify_signature(
+                session,
+                headers.get("X-Client-Id", ""),
+                headers.get("X-Timestamp", ""),
+                headers.get("X-Signature", ""),
+                message,
+                utcnow(),
+                settings.hmac_skew_seconds,
+                _replay_guard(settings),
+            )
+        except auth.SignatureError as exc:
+            raise unauthorized(f"the signed request is refused: {exc}") from exc
+
+
+def _by_basic(value: str, settings: Settings) -> auth.Principal | None:
+    try:
+        username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    with session_scope() as session:
+        principal = auth.legacy_login(session, username, password, settings)
+    if principal is not None:
+        log.warning("the legacy Basic login was used (deprecated): move this caller to OAuth or HMAC")
+    return principal
+
+
+async def caller(
+    request: Request,
+    _bearer: Annotated[object, Depends(SCHEMES[0])],
+    _oauth: Annotated[object, Depends(SCHEMES[1])],
+    _hmac: Annotated[object, Depends(SCHEMES[2])],
+    _basic: Annotated[object, Depends(SCHEMES[3])],
+) -> auth.Principal:
+    """The scheme dependencies only put the schemes in the OpenAPI document; the headers are read here."""
+    settings = get_settings()
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        principal = await run_in_threadpool(_by_token, value)
+        if principal is None:
+            raise unauthorized("the token is not valid (unknown, expired or revoked)")
+    elif scheme.lower() == "basic" and value and settings.legacy_basic_enabled:
+        principal = await run_in_threadpool(_by_basic, value, settings)
+        if principal is None:
+            raise unauthorized("the login or password is not valid")
+    elif scheme:
+        raise unauthorized("an Authorization: Bearer token (or a signed request) is required")
+    elif settings.hmac_enabled and "X-Signature" in request.headers:
+        body = await request.body()
+        principal = await run_in_threadpool(_by_signature, request, body, settings)
+    else:
+        raise unauthorized("an Authorization: Bearer token (or a signed request) is required")
+    observability.tenant_name.set(principal.tenant_name)
+    return principal
+
+
+_own_limits: dict[tuple[int, str], tuple[float, str | None]] = {}
+
+
+def _limits_of(tenant_id: int, family: str, settings: Settings) -> str:
+    """The tenant's own limit, read at most every 30 s per tenant, else the settings' default."""
+    cached = _own_limits.get((tenant_id, family))
+    if cached is None or time.monotonic() - cached[0] > 30:
+        with session_scope() as session:
+            tenant = session.get(Tenant, tenant_id)
+            own = getattr(tenant, f"rate_limit_{family}", None) if tenant else None
+        cached = _own_limits[(tenant_id, family)] = (time.monotonic(), own)
+    return cached[1] or str(getattr(settings, f"rate_limit_{family}"))
+
+
+def require(scope: str, family: str | None) -> object:
+    """The caller, who must hold ``scope``; each call counts against the tenant's limit for ``family``."""
+
+    async def check(principal: Annotated[auth.Principal, Depends(caller)]) -> auth.Principal:
+        if scope not in principal.scopes:
+            raise ApiError(403, "ErrorForbidden", f"the credentials lack the {scope!r} scope")
+        if family is not None:
+            settings = get_settings()
+            limits = await run_in_threadpool(_limits_of, principal.tenant_id, family, settings)
+            wait = await run_in_threadpool(limiter(settings.redis_url).hit, family, principal.tenant_id, limits)
+            if wait is not None:
+                raise ApiError(
+                    429,
+                    "ErrorTooManyRequests",
+                    f"the tenant's rate limit for {family} ({limits}) is reached; try again in {wait:.0f} s",
+                    headers={"Retry-After": str(int(wait))},
+                )
+        return principal
+
+    return Depends(check)
