@@ -6,15 +6,16 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI
 
-from api_shim import errors
+from api_shim import errors, openapi
 from api_shim.availability.router import router as availability_router
 from api_shim.health.router import router as health_router
 from api_shim.jobs.router import router as jobs_router
 from api_shim.meeting.router import router as meeting_router
+from api_shim.oauth.router import router as oauth_router
 from api_shim.postback.router import router as postback_router
 from downsync.db import check_migrated
 from downsync.observability import init_sentry
@@ -83,16 +84,30 @@ class BodyLimit:
 
 
 class JsonBodies:
-    """Every body is read as JSON, whatever Content-Type says: callers such as curl label JSON as a form."""
+    """Every body is read as JSON, whatever Content-Type says: callers such as curl label JSON as a form. The OAuth
+    token endpoint is the exception: its body is a form, as RFC 6749 says."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            and not scope.get("path", "").startswith("/oauth/")
+        ):
             headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
+
+
+def header_value(text: str) -> bytes:
+    """The correlation id as a header can carry it: printable ASCII as it is, every other character (and ``%``)
+    percent-encoded as UTF-8, so an id with a control character or "β" comes back intact and decodable."""
+    return quote(text, safe=SAFE).encode("ascii")
+
+
+SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 class CorrelationHeader:
@@ -109,18 +124,25 @@ class CorrelationHeader:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
         state = scope.setdefault("state", {})
         state["correlation_id"] = (query.get("salesforceCorrelationId") or [""])[0][:200] or uuid.uuid4().hex
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-correlation-id"]
-                headers.append((b"x-correlation-id", state["correlation_id"].encode("latin-1", "replace")))
+                headers.append((b"x-correlation-id", header_value(state["correlation_id"])))
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+DESCRIPTION = (
+    "The HTTP contract between Salesforce Lightning Scheduler and Exchange calendars (`shared/API.md`). "
+    "Every error has one shape: `{errorCode, message, details: [{field, problem}]}`. Writes are stored before "
+    "they are answered, then converge in every mailbox; their `Location` names the job to poll."
+)
 
 
 def create_app(check_database: bool = True) -> FastAPI:
@@ -132,10 +154,16 @@ def create_app(check_database: bool = True) -> FastAPI:
         title="downsync",
         version="0.1.0",
         summary="Keeps Exchange calendars in step with Salesforce Lightning Scheduler.",
+        description=DESCRIPTION,
         # Salesforce may omit Content-Type; bodies are JSON regardless (the contract, section 1).
         strict_content_type=False,
+        # Served from bundled assets by api_shim.openapi, so they work without a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    openapi.install(app)
+    app.include_router(oauth_router)
     app.include_router(availability_router)
     app.include_router(postback_router)
     app.include_router(meeting_router)

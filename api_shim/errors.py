@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,20 @@ def _respond(error: ApiError) -> JSONResponse:
     return JSONResponse(body, error.status, headers=error.headers)
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes for this path (routers nest, so each method is tried against them all)."""
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -118,7 +133,12 @@ def install(app: FastAPI) -> None:
             # FastAPI's "error parsing the body" for what json.loads refused outright, such as bytes that are not UTF-8.
             return _respond(_invalid_json(f"the body is not valid JSON: {exc.__cause__}"))
         codes = {404: "ErrorNotFound", 405: "ErrorMethodNotAllowed"}
-        return _respond(ApiError(exc.status_code, codes.get(exc.status_code, "ErrorInvalidRequest"), str(exc.detail)))
+        error = ApiError(exc.status_code, codes.get(exc.status_code, "ErrorInvalidRequest"), str(exc.detail))
+        error.headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: Allow lists every method of the path, which Starlette spreads over one route per method.
+            error.headers["Allow"] = ", ".join(allowed_methods(request))
+        return _respond(error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -98,7 +98,7 @@ def _unsent(placement_ids: list[int]) -> None:
 
 
 def _seconds(wait: float | None, settings: Settings) -> float:
-    return settings.postback_wait_seconds if wait is None else min(wait, settings.postback_wait_max_seconds)
+    return min(settings.postback_wait_seconds if wait is None else wait, settings.postback_wait_max_seconds)
 
 
 def _respond(job_id: str, results: list[dict[str, str]], final: bool, single: bool) -> JSONResponse:

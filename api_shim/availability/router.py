@@ -14,6 +14,7 @@ from api_shim.availability.schemas import AttendeeAvailability, AttendeeQuery
 from api_shim.deps import AvailabilityPrincipal, CorrelationDep, SessionDep, SettingsDep
 from api_shim.errors import ApiError
 from api_shim.fields import UtcTime
+from downsync.settings import get_settings
 
 router = APIRouter(prefix="/api/salesforce/scheduler/availability", tags=["availability"])
 
@@ -39,9 +40,30 @@ async def availability(
     principal: AvailabilityPrincipal,
     settings: SettingsDep,
     correlation_id: CorrelationDep,
-    start: Annotated[UtcTime, Query(alias="from", description="ISO 8601 start of the window")],
-    end: Annotated[UtcTime, Query(alias="to", description="ISO 8601 end of the window")],
-    entries: Annotated[list[AttendeeQuery], Body(description="The attendees, each once or more.")],
+    start: Annotated[
+        UtcTime,
+        Query(
+            alias="from",
+            description="ISO 8601 start of the window",
+            openapi_examples={"window": {"value": "2020-10-16T08:00:00Z"}},
+        ),
+    ],
+    end: Annotated[
+        UtcTime,
+        Query(
+            alias="to",
+            description="ISO 8601 end of the window",
+            openapi_examples={"window": {"value": "2020-10-17T08:00:00Z"}},
+        ),
+    ],
+    entries: Annotated[
+        list[AttendeeQuery],
+        Body(
+            description="The attendees, each once or more.",
+            min_length=1,
+            max_length=get_settings().availability_max_entries,
+        ),
+    ],
     on_error: Annotated[Literal["closed", "free"] | None, Query(alias="onError")] = None,
 ) -> JSONResponse:
     started = time.monotonic()

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
-from api_shim.fields import Bool, CorrelationId, Email, EventId, ShortText, Text, UtcTime, end_after_start
+from api_shim.fields import (
+    EMAIL_SCHEMA,
+    Bool,
+    CorrelationId,
+    Email,
+    EventId,
+    ShortText,
+    Text,
+    UtcTime,
+    end_after_start,
+)
 
 
 class Body(BaseModel):
@@ -94,6 +104,16 @@ class PostbackUpdate(Body):
 
     model_config = ConfigDict(
         json_schema_extra={
+            # The event id is required, in one place or the other.
+            "anyOf": [
+                {"required": ["id"], "properties": {"id": {"type": "string"}}},
+                {
+                    "required": ["original"],
+                    "properties": {
+                        "original": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+                    },
+                },
+            ],
             "examples": [
                 {
                     "original": {
@@ -113,7 +133,7 @@ class PostbackUpdate(Body):
                     },
                     "salesforceCorrelationId": "ac3b40b4-2c33-463b-8bfe-8bcf077d7539",
                 }
-            ]
+            ],
         }
     )
 
@@ -126,7 +146,22 @@ def _address(value: Any) -> Any:
 class PostbackDelete(Body):
     id: EventId
     organizerEmail: Email
-    attendees: list[Email] = Field(default_factory=list, max_length=1000)
+    # Addresses as the seed shows them, or {"email"} objects as in creates.
+    attendees: Annotated[
+        list[Email],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "anyOf": [
+                        EMAIL_SCHEMA,
+                        {"type": "object", "required": ["email"], "properties": {"email": EMAIL_SCHEMA}},
+                    ]
+                },
+            }
+        ),
+    ] = Field(default_factory=list, max_length=1000)
     salesforceCorrelationId: CorrelationId | None = None
 
     @model_validator(mode="before")

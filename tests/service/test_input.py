@@ -95,6 +95,12 @@ def assert_error_shape(response: requests.Response, status: int, code: str, corr
     return payload
 
 
+@pytest.fixture(autouse=True)
+def http_layer_only(stack: Stack) -> None:
+    if stack.dialect.name != "ews":
+        pytest.skip("the HTTP layer does not depend on the calendar backend; the EWS stacks cover it")
+
+
 @pytest.fixture
 def untouched(service: Stack, sim: SimClient) -> Iterator[None]:
     """The test's requests are all refused: afterwards the store, the queue and Exchange are as before."""
@@ -439,7 +445,9 @@ def test_unknown_routes_keep_the_error_shape(service: Stack, untouched: None) ->
     assert_error_shape(
         service.call("GET", "/api/nothing-here", params={"salesforceCorrelationId": "c-1"}), 404, "ErrorNotFound", "c-1"
     )
-    assert_error_shape(service.call("PATCH", POSTBACK, json=create_body()), 405, "ErrorMethodNotAllowed")
+    not_allowed = service.call("PATCH", POSTBACK, json=create_body())
+    assert_error_shape(not_allowed, 405, "ErrorMethodNotAllowed")
+    assert set(not_allowed.headers["Allow"].replace(" ", "").split(",")) == {"POST", "PUT", "DELETE"}
     payload = assert_error_shape(service.call("GET", JOBS, params={"state": "lost"}), 422, "ErrorInvalidRequest")
     assert payload["details"][0]["field"] == "state"
     payload = assert_error_shape(service.call("GET", JOBS, params={"cursor": "!!"}), 422, "ErrorInvalidRequest")
@@ -457,6 +465,75 @@ def test_health_and_readiness(service: Stack) -> None:
     docs = service.call("GET", "/docs", token=None)
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
     assert "swagger" in docs.text.lower()
+
+
+def test_docs_work_offline(service: Stack) -> None:
+    for page, asset in (("/docs", "/static/docs/swagger-ui-bundle.js"), ("/redoc", "/static/docs/redoc.standalone.js")):
+        html = service.call("GET", page, token=None).text
+        assert asset in html and "cdn" not in html.lower() and "googleapis" not in html
+        assert service.call("GET", asset, token=None).status_code == 200
+
+
+def test_the_document_names_every_error_and_its_examples_hold(service: Stack) -> None:
+    import jsonschema
+
+    document = service.call("GET", "/openapi.json", token=None).json()
+    assert {"HTTPBearer", "OAuth2", "HMAC", "HTTPBasic"} <= set(document["components"]["securitySchemes"])
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    post = document["paths"][POSTBACK]["post"]
+    assert {"400", "401", "403", "413", "422", "429", "503"} <= set(post["responses"])
+    for status in ("400", "401", "422", "429"):
+        content = post["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/Error"} and content["example"]["errorCode"]
+    meeting = document["paths"]["/api/salesforce/scheduler/meeting"]
+    assert meeting["post"]["responses"]["409"]["content"]["application/json"]["example"]["errorCode"] == (
+        "MeetingAlreadyExists"
+    )
+    assert (
+        meeting["get"]["responses"]["404"]["content"]["application/json"]["example"]["errorCode"] == "MeetingNotFound"
+    )
+    # Every request example is valid against its own schema (the seeds' string booleans included).
+    resolver_base = {"components": document["components"]}
+    checked = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if not content:
+                continue
+            schema = {**content["schema"], **resolver_base}
+            target = document["components"]["schemas"].get(content["schema"].get("$ref", "").rsplit("/", 1)[-1], {})
+            for example in target.get("examples", []):
+                jsonschema.validate(example, schema)
+                checked += 1
+    assert checked >= 6  # postback create, update, delete; meeting create, patch, delete
+
+
+def test_correlation_ids_are_echoed_in_a_safe_encoding(service: Stack) -> None:
+    for sent, echoed in (("plain-id", "plain-id"), ("\u03b2-seed", "%CE%B2-seed"), ("tab\there", "tab%09here")):
+        response = service.postback("POST", create_body(salesforceCorrelationId=sent), wait=0)
+        assert response.status_code == 202 and response.headers["X-Correlation-Id"] == echoed
+        assert service.job(response.headers["X-Job-Id"])["correlationId"] == sent  # stored as sent
+    response = service.postback("POST", create_body(), wait=0, salesforceCorrelationId="q\u0001\u00e9")
+    assert response.status_code == 202 and response.headers["X-Correlation-Id"] == "q%01%C3%A9"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("startTime", "0001-01-01T00:30:00+01:00"),
+        ("endTime", "9999-12-31T23:30:00-01:00"),
+        ("startTime", "1899-12-31T23:59:59Z"),
+        ("endTime", "2201-01-01T00:00:00Z"),
+    ],
+)
+def test_times_outside_the_sane_years_are_refused(service: Stack, untouched: None, field: str, value: str) -> None:
+    payload = refused(service, "POST", create_body(**{field: value}), 422, "ErrorInvalidRequest", fields=(field,))
+    assert any(d["field"] == field for d in payload["details"])
+    window = {"from": "0001-01-01T00:00:00+05:00", "to": "2026-01-01T00:00:00Z"}
+    answer = service.call(
+        "POST", "/api/salesforce/scheduler/availability", json=[{"email": "a@contoso.com"}], params=window
+    )
+    assert_error_shape(answer, 422, "ErrorInvalidRequest")
 
 
 def test_openapi_documents_the_endpoints(service: Stack) -> None:
@@ -643,3 +720,39 @@ def test_empty_body_is_invalid_json() -> None:
         RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "x", "input": None}])
     )
     assert (error.status, error.code) == (400, "ErrorInvalidJson") and "empty" in error.message
+
+
+def test_text_a_calendar_cannot_hold_and_unreachable_addresses(service: Stack, sim: SimClient) -> None:
+    # A control character is left out of what EWS writes (XML cannot carry it); the rest arrives as sent.
+    eid = event_id()
+    response = service.postback("POST", create_body(eid, subject="a\u0001b\u00e9", attendees=[]), wait=20)
+    assert response.status_code == 200 and response.json()[0]["errorCode"] == "NoError", response.text
+    [item] = [
+        i for i in sim.calendar("alice@contoso.com") if i["extendedProperties"].get(f"{SET}:DownsyncEventId") == eid
+    ]
+    assert item["subject"] == "ab\u00e9"
+    # An address no EWS request header can carry is no mailbox of the organisation, not a crash.
+    missing = service.call(
+        "GET",
+        "/api/salesforce/scheduler/meeting",
+        params={"id": "m-1", "organizerEmail": "j\u00fcrgen\u4e16@contoso.com"},
+    )
+    assert missing.status_code == 404 and missing.json()["errorCode"] == "MeetingNotFound"
+
+
+@pytest.mark.parametrize("field", ["id", "subject", "salesforceCorrelationId"])
+def test_lone_surrogates_are_refused(service: Stack, untouched: None, field: str) -> None:
+    body = json.dumps(create_body(**{field: "PLACEHOLDER"})).replace("PLACEHOLDER", "\\udc00")
+    payload = refused(service, "POST", body, 422, "ErrorInvalidRequest", fields=(field,))
+    assert payload["details"][0]["field"] == field
+
+
+def test_control_characters_are_no_address(service: Stack, untouched: None) -> None:
+    refused(
+        service,
+        "POST",
+        create_body(organizerEmail="a\u0001@contoso.com"),
+        422,
+        "ErrorInvalidRequest",
+        fields=("organizerEmail",),
+    )

@@ -13,6 +13,7 @@ from exchangelib.protocol import FailFast
 from exchangelib.version import Build, Version
 
 from downsync.backends.ews import EwsOptions, tuning
+from downsync.core.errors import MAILBOX_NOT_FOUND, PermanentError
 
 AUTH_TYPES = {"basic": BASIC, "ntlm": NTLM}
 
@@ -75,6 +76,11 @@ def _account(connection: Connection, mailbox: str) -> Account:
 
 
 def account(connection: Connection, mailbox: str) -> Account:
+    try:
+        # The impersonated address travels in HTTP headers (X-AnchorMailbox), which carry Latin-1 only.
+        mailbox.encode("latin-1")
+    except UnicodeEncodeError:
+        raise PermanentError(MAILBOX_NOT_FOUND, f"{mailbox!r} cannot be addressed through EWS") from None
     with _lock:
         return _account(connection, mailbox.lower())
 

@@ -7,6 +7,7 @@ event id, and the fingerprint of the state written (absent on a meeting draft no
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,12 +73,21 @@ def tag_fields(tag: Tag) -> dict[str, Any]:
     return {"downsync_tenant": tag.tenant, "downsync_kind": tag.kind, "downsync_event_id": tag.event_id}
 
 
+# Characters XML 1.0 cannot carry (most C0 controls, lone surrogates, U+FFFE/U+FFFF): EWS cannot store them, so they
+# are left out of what is written; everything else arrives as sent.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str | None) -> str | None:
+    return _NOT_XML.sub("", value) if value is not None else None
+
+
 def written_fields(state: Appointment | Meeting, fingerprint: str | None) -> dict[str, Any]:
     """The item fields every write sets: content, times in UTC, Busy, and the fingerprint of this state."""
     return {
-        "subject": state.subject,
-        "body": Body(state.body),
-        "location": state.location,
+        "subject": xml_text(state.subject),
+        "body": Body(xml_text(state.body)),
+        "location": xml_text(state.location),
         "start": ews_time(state.start),
         "end": ews_time(state.end),
         "legacy_free_busy_status": "Busy",
