@@ -84,13 +84,13 @@ def stall(args: argparse.Namespace, figures: dict[str, Any], failures: list[str]
     settings = {"DOWNSYNC_LEASE_SECONDS": str(STALL_LEASE)}
     with harness(f"{NAME}-stall", args.backend, workers=1, settings=settings, keep=args.keep) as h:
         [first] = h.stack.workers
-        h.sim.fault(operation="CreateItem", latencyMs=args.latency_ms)
+        h.sim.fault(operation=h.ops.create, latencyMs=args.latency_ms)
         ledger = send_all(h, rng, args.meetings, args.postbacks)
         # Every create is on its way once each meeting's organizer has been searched: wait for that, then stall.
         organizers = {x.state.organizer.lower() for x in ledger.writes if x.kind == w.MEETING and x.state}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            searched = {e["mailbox"] for e in h.sim.log() if e["operation"] == "FindItem"}
+            searched = {e["mailbox"] for e in h.sim.log() if e["operation"] == h.ops.find}
             if organizers <= searched:
                 break
             time.sleep(0.05)
@@ -104,12 +104,12 @@ def stall(args: argparse.Namespace, figures: dict[str, Any], failures: list[str]
         resumed_at = time.time()
         log("first worker resumed (SIGCONT)")
         judge_part(h, ledger, "stall", figures, failures)
-        creates = [e for e in h.sim.log() if e["operation"] == "CreateItem"]
+        creates = [e for e in h.sim.log() if e["operation"] == h.ops.create]
         in_flight = [e for e in creates if e["time"] < stopped_at < e["time"] + e["durationMs"] / 1000]
         taken_over = [e for e in creates if stopped_at < e["time"] < resumed_at]
-        figures["stall: CreateItem in flight when the worker stopped"] = len(in_flight)
+        figures["stall: creates in flight when the worker stopped"] = len(in_flight)
         figures["stall: worker stopped for (s)"] = round(resumed_at - stopped_at, 1)
-        figures["stall: CreateItem sent by the second worker during the stall"] = len(taken_over)
+        figures["stall: creates sent by the second worker during the stall"] = len(taken_over)
         if not in_flight:
             failures.append("stall: no create was in flight when the worker stopped (the scenario did not happen)")
         assert second.alive()
@@ -120,12 +120,12 @@ def slow(args: argparse.Namespace, figures: dict[str, Any], failures: list[str])
     rng = random.Random(args.seed + 1)
     settings = {"DOWNSYNC_EXCHANGE_TIMEOUT_SECONDS": "3"}
     with harness(f"{NAME}-slow", args.backend, workers=2, settings=settings, keep=args.keep) as h:
-        h.sim.fault(operation="CreateItem", latencyMs=7000)
+        h.sim.fault(operation=h.ops.create, latencyMs=7000)
         ledger = send_all(h, rng, args.meetings, args.postbacks)
-        log("every CreateItem takes 7 s; the service gives up on a call after 3 s")
+        log(f"every {h.ops.create} takes 7 s; the service gives up on a call after 3 s")
         judge_part(h, ledger, "slow", figures, failures)
-        creates = [e for e in h.sim.log() if e["operation"] == "CreateItem"]
-        figures["slow: CreateItem completed by Exchange (each > 2 timeouts)"] = (
+        creates = [e for e in h.sim.log() if e["operation"] == h.ops.create]
+        figures["slow: creates completed by Exchange (each > 2 timeouts)"] = (
             f"{len(creates)}, {min(e['durationMs'] for e in creates) / 1000:.1f} s at least" if creates else 0
         )
         h.keep = h.keep or bool(failures)

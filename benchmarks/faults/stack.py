@@ -44,6 +44,32 @@ EXTERNAL = "guest@partner.example"  # outside the organisation: invited by e-mai
 TAG_SET = "3a5b0f6e-2c4d-4e8f-9a1b-7d6c5e4f3a2b"
 BACKENDS = ("ews", "graph")
 
+
+@dataclass(frozen=True)
+class BackendOps:
+    """What a scenario needs to know of a backend's requests: the simulator's names for the create and the search
+    before it, how Exchange throttles through that door, and how the simulator's log names a throttled answer."""
+
+    create: str
+    find: str
+    busy_codes: tuple[str, ...]
+
+    def throttle(self, back_off_ms: int) -> tuple[dict[str, Any], float]:
+        """The fault rule's effect for throttling with this back-off, and the back-off the client is told."""
+        if self.create == "CreateItem":
+            return {"responseCode": "ErrorServerBusy", "backOffMilliseconds": back_off_ms}, back_off_ms / 1000
+        seconds = max(1, -(-back_off_ms // 1000))  # Retry-After is whole seconds
+        return {"httpStatus": 429, "retryAfterSeconds": seconds}, float(seconds)
+
+
+OPS = {
+    "ews": BackendOps(create="CreateItem", find="FindItem", busy_codes=("ErrorServerBusy",)),
+    # Graph's own mailbox concurrency limit answers 429 ApplicationThrottled with Retry-After: 1 as well.
+    "graph": BackendOps(
+        create="graph.createEvent", find="graph.listEvents", busy_codes=("TooManyRequests", "ApplicationThrottled")
+    ),
+}
+
 # Where a scenario says nothing else: the service's defaults, except quicker retries (Exchange's own back-off
 # still bounds them from below) so a run is not spent sleeping.
 BASE_SETTINGS = {
@@ -288,6 +314,11 @@ class Harness:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     worker_settings: dict[str, str] = field(default_factory=dict)
     keep: bool = False  # keep the logs folder (set on a FAIL)
+
+    @property
+    def ops(self) -> BackendOps:
+        return OPS[self.backend]
+
     _engine: Engine | None = None
 
     @property

@@ -26,7 +26,9 @@ NAME = "throttling"
 BUSY = "ErrorServerBusy"
 
 
-def gaps(entries: list[dict[str, Any]], back_off: float) -> tuple[float | None, list[str], int]:
+def gaps(
+    entries: list[dict[str, Any]], back_off: float, busy_codes: tuple[str, ...] = (BUSY,)
+) -> tuple[float | None, list[str], int]:
     """(the smallest gap between a busy answer and the next request to its mailbox, the early requests, the busy
     answers) from the simulator's log."""
     by_mailbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -39,7 +41,7 @@ def gaps(entries: list[dict[str, Any]], back_off: float) -> tuple[float | None, 
     for mailbox, requests in by_mailbox.items():
         requests.sort(key=lambda e: e["time"])
         starts = [e["time"] for e in requests]
-        busy_ends = sorted(e["time"] + e["durationMs"] / 1000 for e in requests if e["responseCode"] == BUSY)
+        busy_ends = sorted(e["time"] + e["durationMs"] / 1000 for e in requests if e["responseCode"] in busy_codes)
         busy_count += len(busy_ends)
         for end in busy_ends:
             following = bisect.bisect_left(starts, end)
@@ -51,7 +53,7 @@ def gaps(entries: list[dict[str, Any]], back_off: float) -> tuple[float | None, 
             index = bisect.bisect_right(busy_ends, request["time"]) - 1
             if index >= 0 and request["time"] - busy_ends[index] < back_off:
                 gap_ms = (request["time"] - busy_ends[index]) * 1000
-                early.append(f"{request['operation']} to {mailbox} {gap_ms:.0f} ms after an ErrorServerBusy")
+                early.append(f"{request['operation']} to {mailbox} {gap_ms:.0f} ms after a throttled answer")
     return smallest, early, busy_count
 
 
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     failures: list[str] = []
     with harness(NAME, args.backend, workers=args.workers, keep=args.keep) as h:
-        h.sim.fault(probability=args.probability, seed=7, responseCode=BUSY, backOffMilliseconds=args.back_off_ms)
+        effect, back_off = h.ops.throttle(args.back_off_ms)
+        h.sim.fault(probability=args.probability, seed=7, **effect)
         ledger = w.Ledger()
         client = w.Client(h, ledger, wait=0)
         pool = [w.mailbox(n) for n in range(24)]
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         store = w.check_store(h, ledger)
         w.report_findings(findings, store)
         entries = h.sim.log()
-        smallest, early, busy = gaps(entries, args.back_off_ms / 1000)
+        smallest, early, busy = gaps(entries, back_off, h.ops.busy_codes)
         w.show("early requests", early)
         attempts = h.sql(
             "SELECT max(r.attempts), avg(r.attempts) FROM jobresult r JOIN job j ON j.id = r.job_id "
@@ -91,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures = {
             "postbacks": len(ledger.writes),
-            "Exchange requests / answered ErrorServerBusy": f"{len(entries)} / {busy}",
+            "Exchange requests / answered throttled": f"{len(entries)} / {busy}",
             "result codes": store.codes,
             "tries per result (max / mean)": f"{attempts[0][0]} / {float(attempts[0][1] or 0):.1f}",
             "all converged after (s)": None if converged is None else round(converged, 1),
-            "smallest gap after ErrorServerBusy, same mailbox (ms)": None
+            "smallest gap after a throttled answer, same mailbox (ms)": None
             if smallest is None
             else round(smallest * 1000),
             "requests sooner than the back-off": len(early),
