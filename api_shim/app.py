@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -17,6 +18,7 @@ from api_shim.jobs.router import router as jobs_router
 from api_shim.meeting.router import router as meeting_router
 from api_shim.oauth.router import router as oauth_router
 from api_shim.postback.router import router as postback_router
+from downsync import metrics, observability
 from downsync.db import check_migrated
 from downsync.observability import init_sentry
 from downsync.settings import get_settings
@@ -110,6 +112,35 @@ def header_value(text: str) -> bytes:
 SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
+class Metrics:
+    """Counts and times every answer by route template (never the raw path), method, status and tenant."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            metrics.HTTP_REQUESTS.labels(template, method, str(status), observability.tenant_name.get()).inc()
+            metrics.HTTP_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+
+
 class CorrelationHeader:
     """Every response, errors included, carries the request's correlation id in ``X-Correlation-Id``.
 
@@ -170,6 +201,7 @@ def create_app(check_database: bool = True) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(health_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Metrics)
     app.add_middleware(JsonBodies)
     app.add_middleware(CorrelationHeader)
     return app

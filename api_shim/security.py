@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from api_shim.errors import ApiError
 from downsync import auth, observability
 from downsync.db import session_scope
 from downsync.models import Tenant, utcnow
+from downsync.queue import redis_client
 from downsync.ratelimit import limiter
 from downsync.settings import Settings, get_settings
 
@@ -63,18 +63,15 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, "ErrorUnauthorized", message, headers={"WWW-Authenticate": CHALLENGE})
 
 
-@functools.cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-
-
 def _replay_guard(settings: Settings) -> Callable[[str], bool]:
     """Records a signature for twice the allowed skew; an older one is refused by its timestamp anyway."""
 
     def first_seen(signature: str) -> bool:
         try:
             key = f"downsync:hmac:{signature}"
-            return bool(_redis(settings.redis_url).set(key, 1, nx=True, ex=int(2 * settings.hmac_skew_seconds) + 1))
+            return bool(
+                redis_client(settings.redis_url).set(key, 1, nx=True, ex=int(2 * settings.hmac_skew_seconds) + 1)
+            )
         except (redis.RedisError, OSError) as exc:
             # Without the store of seen signatures a replay cannot be told from a first request: refuse, unstored.
             raise ApiError(

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from downsync import metrics
 from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, utcnow
 
 
@@ -189,11 +190,15 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> None:
         ).one()
         if pending:
             continue
-        session.exec(
+        now, state = utcnow(), job_state(total, pending, ok)
+        closed = session.exec(
             update(Job)
             .where(col(Job.id) == job_id, col(Job.state) == "pending")
-            .values(state=job_state(total, pending, ok), finished_at=utcnow())
-        )
+            .values(state=state, finished_at=now)
+            .returning(col(Job.kind), col(Job.created_at))
+        ).first()
+        if closed is not None:  # this closer, not a concurrent one, closed it: counted once
+            metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())
 
 
 def unclosed_jobs(session: Session, limit: int = 200) -> list[str]:
@@ -256,3 +261,14 @@ def failed_jobs_since(session: Session, tenant_id: int | None, since: datetime) 
     if tenant_id is not None:
         query = query.where(Job.tenant_id == tenant_id)
     return list(session.exec(query.order_by(col(Job.created_at))).all())
+
+
+def backlog(session: Session, now: datetime) -> tuple[int, float | None]:
+    """How many placements have work due or scheduled, and how long the oldest due one has waited (seconds)."""
+    count, oldest = session.exec(
+        select(func.count(), func.min(Placement.due_at)).where(col(Placement.due_at).is_not(None))
+    ).one()
+    if oldest is None:
+        return int(count), None
+    oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+    return int(count), max(0.0, (now - oldest).total_seconds())

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
@@ -70,6 +71,12 @@ class CeleryQueue:
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False
         return True
+
+
+@functools.cache
+def redis_client(url: str) -> redis.Redis:
+    """A short-timeout client of the broker's Redis, for what else lives there (rate limits, seen signatures)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 @functools.cache

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=30.0, ge=0)
     # The dispatcher: how often each worker looks for due work, and when a message not consumed yet is sent again.
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    # Each worker serves its Prometheus metrics on this port (0: none).
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     redeliver_seconds: float = Field(default=30.0, gt=0)
 
     # Authentication (the contract, section 6).

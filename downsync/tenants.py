@@ -19,6 +19,7 @@ from downsync import backends
 from downsync.core.converge import TenantContext, TenantUnusable
 from downsync.core.gateway import CalendarGateway
 from downsync.db import session_scope
+from downsync.metrics import MeteredGateway
 from downsync.models import Tenant
 from downsync.settings import BUSY_TYPES, Settings, get_settings
 
@@ -107,9 +108,10 @@ def backend_options(tenant: Tenant) -> BaseModel:
 
 def gateway_for(tenant: Tenant, settings: Settings | None = None) -> CalendarGateway:
     assert tenant.id is not None
-    return backends.open_gateway(
+    gateway = backends.open_gateway(
         tenant.id, tenant.backend, backend_options(tenant), settings or get_settings(), tenant.updated_at.isoformat()
     )
+    return MeteredGateway(gateway)
 
 
 def tenant_by_name(session: Session, name: str) -> Tenant:

@@ -34,6 +34,7 @@ def _sentry(**kwargs: Any) -> None:
 @worker_ready.connect
 def _dispatch(**kwargs: Any) -> None:
     runtime.start_dispatcher(app)
+    runtime.serve_metrics()
 
 
 @worker_shutdown.connect

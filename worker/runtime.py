@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 
 from celery import Celery
+from prometheus_client import start_http_server
 
 from downsync.core.converge import Converger
 from downsync.core.dispatch import Dispatcher
@@ -16,6 +18,7 @@ from downsync.queue import CeleryQueue
 from downsync.settings import get_settings
 from downsync.tenants import TenantDirectory
 
+log = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
@@ -39,6 +42,17 @@ def start_dispatcher(app: Celery) -> threading.Thread:
     )
     thread.start()
     return thread
+
+
+def serve_metrics() -> None:
+    """This worker's metrics for Prometheus; a port taken (two workers on one host) is said, not fatal."""
+    port = get_settings().worker_metrics_port
+    if not port:
+        return
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        log.warning("worker metrics not served on port %s: %s", port, exc)
 
 
 def stop() -> None:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from api_shim.availability.schemas import AttendeeQuery
 from api_shim.errors import ApiError
 from api_shim.fields import format_time
+from downsync import metrics
 from downsync.core.converge import TenantUnusable
 from downsync.core.model import Busy
 from downsync.models import Tenant
@@ -57,6 +58,9 @@ def answer(
     # Each address is asked once, however often it is listed.
     unique = list(dict.fromkeys(e.email.lower() for e in entries))
     answers = gateway.free_busy(unique, start, end, deadline)
+    late = sum(1 for a in answers.values() if a.code == "ErrorTimeout")
+    if late:
+        metrics.DEADLINE_MISSES.labels(tenant.backend).inc(late)
     busy_types = {t.strip() for t in tenant.busy_types.split(",") if t.strip()}
     fail_open = (on_error or tenant.availability_on_error) == "free"
     out: list[dict[str, object]] = []

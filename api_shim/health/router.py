@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from downsync.db import check_migrated, get_engine
+from downsync import metrics
+from downsync.db import check_migrated, get_engine, session_scope
 from downsync.embedded import redis_answers
+from downsync.jobs import backlog
+from downsync.models import utcnow
+from downsync.queue import QUEUE, redis_client
 from downsync.settings import get_settings
 
 router = APIRouter(tags=["health"])
@@ -16,6 +21,21 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="The process is up")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def _backlog() -> tuple[int, int, float | None]:
+    settings = get_settings()
+    queued = int(redis_client(settings.redis_url).llen(QUEUE))
+    with session_scope() as session:
+        due, oldest = backlog(session, utcnow())
+    return queued, due, oldest
+
+
+@router.get(
+    "/metrics", summary="Prometheus metrics of every API process, and the work waiting", include_in_schema=False
+)
+def prometheus() -> Response:
+    return Response(metrics.exposition(metrics.StoreGauges(_backlog)), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", summary="The store and the broker answer")

@@ -122,6 +122,7 @@ class Outcome:
 class Recorded:
     jobs: frozenset[str]  # jobs that had results finished now, to be closed after the commit
     again: bool  # a newer write was accepted meanwhile: run again at once
+    finished: int = 0  # results made final now
 
 
 def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
@@ -167,4 +168,8 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
         .values(**results)
         .returning(col(JobResult.job_id))
     ).all()
-    return Recorded(jobs=frozenset(j[0] for j in jobs) if final else frozenset(), again=row[0] > claim.target)
+    return Recorded(
+        jobs=frozenset(j[0] for j in jobs) if final else frozenset(),
+        again=row[0] > claim.target,
+        finished=len(jobs) if final else 0,
+    )

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, exists
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
-from downsync import observability
+from downsync import metrics, observability
 from downsync.core import plan
 from downsync.core.claims import Claim, Outcome, claim, release
 from downsync.core.errors import Conflict, PermanentError, TransientError, UnclearOutcome
@@ -107,6 +107,7 @@ class Converger:
         try:
             outcome = self._converge(claimed)
             if outcome is None:
+                metrics.LEASES_LOST.labels("expired").inc()
                 return Step("lost"), False
             return self._record(claimed, outcome)
         finally:
@@ -120,6 +121,7 @@ class Converger:
                     recorded = release(session, claimed, outcome, self.now())
                 break
             except LeaseLost:
+                metrics.LEASES_LOST.labels("expired").inc()
                 return Step("lost"), False
             except SQLAlchemyError as exc:
                 # A store blip: the outcome is tried again while the lease holds; after that the claim simply
@@ -129,7 +131,10 @@ class Converger:
                     return Step("store-error"), False
                 time.sleep(pause)
         if recorded is None:
+            metrics.LEASES_LOST.labels("taken").inc()
             return Step("lost"), False
+        if recorded.finished:
+            metrics.RESULTS.labels(claimed.kind, outcome.code or "Pending").inc(recorded.finished)
         if recorded.jobs:
             try:
                 with session_scope(self.engine) as session:
@@ -164,6 +169,7 @@ class Converger:
             log.error("placement %s: %s", claimed.placement_id, error)
             return Outcome(INTERNAL, str(error)[:500])
         except Exception as exc:  # a bug: reported once (the error log line goes to Sentry), never retried
+            metrics.BUG_REPORTS.labels("converge").inc()
             log.exception("placement %s: unexpected failure converging %s", claimed.placement_id, claimed.mailbox)
             return Outcome(INTERNAL, f"{type(exc).__name__}: {exc}"[:500])
 
@@ -177,6 +183,8 @@ class Converger:
             delay = (error.back_off or 0.0) + random.uniform(0.0, 0.2)
         else:
             delay = backoff(claimed.attempts, error, self.settings)
+        reason = "throttled" if error.throttled else "unclear" if isinstance(error, UnclearOutcome) else "transient"
+        metrics.RETRIES.labels(reason).inc()
         log.info("mailbox %s: %s, trying again in %.1f s", claimed.mailbox, error.code, delay)
         return Outcome(None, error.message, due_at=now + timedelta(seconds=delay), inflight_until=inflight_until)
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, or_, select
 
+from downsync import metrics
 from downsync.db import session_scope
 from downsync.jobs import close_jobs, unclosed_jobs
 from downsync.models import Placement, utcnow
@@ -36,7 +37,7 @@ class WorkQueue(Protocol):
 
 def take_due(session: Session, now: datetime, redeliver_seconds: float, limit: int) -> list[int]:
     query = (
-        select(Placement.id)
+        select(Placement.id, Placement.lease_token, Placement.enqueued_at)
         .where(
             col(Placement.due_at) <= now,
             or_(col(Placement.lease_expires_at).is_(None), col(Placement.lease_expires_at) < now),
@@ -49,7 +50,13 @@ def take_due(session: Session, now: datetime, redeliver_seconds: float, limit: i
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = [i for i in session.exec(query).all() if i is not None]
+    rows = session.exec(query).all()
+    ids = [row[0] for row in rows if row[0] is not None]
+    for _, lease, enqueued in rows:
+        if lease is not None:
+            metrics.REDISPATCHED.labels("lease_expired").inc()
+        elif enqueued is not None:
+            metrics.REDISPATCHED.labels("message_lost").inc()
     if ids:
         session.exec(update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=now))
     return ids
