@@ -320,6 +320,17 @@ def api(host: str, port: int, workers: int) -> None:
 
     configure_logging()
     _check_store()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: each must report them all (prometheus-client's multiprocess
+        # mode), from a folder emptied at start so no dead process's figures linger.
+        import shutil
+
+        from downsync.settings import get_settings
+
+        folder = Path(get_settings().state_dir) / "prometheus"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     uvicorn.run("api_shim.main:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
 
 
