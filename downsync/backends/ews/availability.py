@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.properties import FreeBusyViewOptions, MailboxData, TimeWindow, TimeZone
@@ -14,7 +15,6 @@ from exchangelib.services import GetServerTimeZones, GetUserAvailability
 
 from downsync.backends.ews.connection import Connection, configuration
 from downsync.backends.ews.errors import raising
-from downsync.backends.ews.items import plain_time
 from downsync.core import availability
 from downsync.core.errors import GatewayError
 from downsync.core.model import Busy, FreeBusy
@@ -51,12 +51,39 @@ def _ews(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
 
 
+TNS = "{http://schemas.microsoft.com/exchange/services/2006/types}"
+
+
+def _time(text: str) -> datetime:
+    # Exchange writes event times in the request's time zone (UTC here), without an offset.
+    value = datetime.fromisoformat(text[:-1] if text.endswith("Z") else text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SpansOnly(GetUserAvailability):
+    """exchangelib's GetUserAvailability (request, transport, errors), reading from each mailbox's answer only the
+    three fields availability needs: building exchangelib's objects for every event cost most of a lookup."""
+
+    def _elem_to_obj(self, elem: Any) -> list[Busy]:
+        events = elem.find(f"{TNS}CalendarEventArray")
+        if events is None:
+            return []
+        return [
+            Busy(
+                _time(event.findtext(f"{TNS}StartTime")),
+                _time(event.findtext(f"{TNS}EndTime")),
+                event.findtext(f"{TNS}BusyType") or "NoData",
+            )
+            for event in events
+        ]
+
+
 class FetchPiece:
     """One GetUserAvailability request: the busy spans of each of its mailboxes, or each one's error."""
 
     def __call__(self, connection: Connection, piece: availability.Piece, timeout: float) -> dict[str, FreeBusy]:
         try:
-            service = GetUserAvailability(protocol=protocol(connection), chunk_size=MAX_MAILBOXES, timeout=timeout)
+            service = SpansOnly(protocol=protocol(connection), chunk_size=MAX_MAILBOXES, timeout=timeout)
             views = service.call(
                 tzinfo=EWS_UTC,
                 mailbox_data=[
@@ -77,11 +104,7 @@ class FetchPiece:
                         raise error
                     answers[mailbox] = FreeBusy(code=error.code, message=error.message)
                     continue
-                answers[mailbox] = FreeBusy(
-                    spans=[
-                        Busy(plain_time(e.start), plain_time(e.end), e.busy_type) for e in view.calendar_events or []
-                    ]
-                )
+                answers[mailbox] = FreeBusy(spans=view)
             return answers
         except Exception as exc:
             error = raising(exc)
