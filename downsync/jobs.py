@@ -177,9 +177,11 @@ def job_state(total: int, pending: int, ok: int) -> str:
     return "succeeded" if ok == total else "failed" if ok == 0 else "partial"
 
 
-def close_jobs(session: Session, job_ids: Iterable[str]) -> None:
-    """Give every job whose results are all final its final state. Run after the results were committed, so of two
-    workers finishing a job's last two mailboxes at once, the later one sees both and closes it."""
+def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
+    """Give every job whose results are all final its final state; returns those this call closed. Run after the
+    results were committed, so of two workers finishing a job's last two mailboxes at once, the later one sees both
+    and closes it."""
+    closed_now: list[str] = []
     for job_id in sorted(set(job_ids)):
         total, pending, ok = session.exec(
             select(
@@ -199,6 +201,8 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> None:
         ).first()
         if closed is not None:  # this closer, not a concurrent one, closed it: counted once
             metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())
+            closed_now.append(job_id)
+    return closed_now
 
 
 def unclosed_jobs(session: Session, limit: int = 200) -> list[str]:

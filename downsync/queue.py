@@ -79,6 +79,22 @@ def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
+FINAL_CHANNEL = "downsync:jobs:final"
+
+
+def announce_final(redis_url: str, job_ids: Sequence[str]) -> None:
+    """Tell whoever waits for these jobs (API calls with ``?wait=``) that they are final; a lost message only means
+    the waiter looks at its next poll."""
+    if not job_ids:
+        return
+    try:
+        client = redis_client(redis_url)
+        for job_id in job_ids:
+            client.publish(f"{FINAL_CHANNEL}:{job_id}", "final")
+    except (RedisError, OSError) as exc:
+        log.debug("final jobs not announced: %s", exc)
+
+
 @functools.cache
 def default_queue() -> CeleryQueue:
     return CeleryQueue(make_celery(get_settings()))

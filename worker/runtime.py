@@ -14,7 +14,7 @@ from downsync.core.dispatch import Dispatcher
 from downsync.core.leases import LeaseKeeper
 from downsync.db import get_engine
 from downsync.models import utcnow
-from downsync.queue import CeleryQueue
+from downsync.queue import CeleryQueue, announce_final
 from downsync.settings import get_settings
 from downsync.tenants import TenantDirectory
 
@@ -31,12 +31,23 @@ def leases() -> LeaseKeeper:
 @functools.cache
 def converger() -> Converger:
     settings = get_settings()
-    return Converger(get_engine(), TenantDirectory(get_engine(), settings), settings, leases())
+    return Converger(
+        get_engine(),
+        TenantDirectory(get_engine(), settings),
+        settings,
+        leases(),
+        announce=functools.partial(announce_final, settings.redis_url),
+    )
 
 
 def start_dispatcher(app: Celery) -> threading.Thread:
     settings = get_settings()
-    dispatcher = Dispatcher(get_engine(), CeleryQueue(app), settings.redeliver_seconds)
+    dispatcher = Dispatcher(
+        get_engine(),
+        CeleryQueue(app),
+        settings.redeliver_seconds,
+        announce=functools.partial(announce_final, settings.redis_url),
+    )
     thread = threading.Thread(
         target=dispatcher.run, args=(settings.dispatch_interval_seconds, _stop), name="dispatcher", daemon=True
     )

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +21,8 @@ from api_shim.errors import ApiError
 from downsync.db import get_engine
 from downsync.jobs import reopen_failed
 from downsync.models import PENDING, Job, JobResult
+from downsync.queue import FINAL_CHANNEL
+from downsync.settings import get_settings
 
 JOBS_PATH = "/api/salesforce/scheduler/jobs"
 
@@ -59,16 +67,56 @@ def job_exists(job_id: str) -> bool:
 
 
 async def wait_for(job_id: str, seconds: float) -> Snapshot | None:
-    """Poll the store until every mailbox of the job has a final code, or the time is up."""
+    """The job once every mailbox has a final code, or as it is when the time is up. The worker that closes the job
+    announces it (Redis pub/sub), which wakes this at once; a look every second covers a lost announcement, and plain
+    polling a Redis that does not answer."""
     deadline = time.monotonic() + seconds
-    pause = 0.05
-    while True:
-        current = await run_in_threadpool(snapshot, job_id)
-        remaining = deadline - time.monotonic()
-        if current is None or current.final or remaining <= 0:
-            return current
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, 0.25)
+    async with final_announcements(job_id) as announced:
+        pause = 0.05
+        while True:
+            current = await run_in_threadpool(snapshot, job_id)
+            remaining = deadline - time.monotonic()
+            if current is None or current.final or remaining <= 0:
+                return current
+            if announced is None:
+                await asyncio.sleep(min(pause, remaining))
+                pause = min(pause * 1.5, 0.25)
+            else:
+                await announced(min(1.0, remaining))
+
+
+@asynccontextmanager
+async def final_announcements(job_id: str) -> AsyncIterator[Callable[[float], Awaitable[None]] | None]:
+    """A function that waits (at most a given time) for the job's announcement, or None when Redis cannot be asked."""
+    pubsub = None
+    try:
+        pubsub = _async_redis(get_settings().redis_url).pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(f"{FINAL_CHANNEL}:{job_id}")
+    except (RedisError, OSError):
+        pubsub = None
+
+    async def announced(timeout: float) -> None:
+        assert pubsub is not None
+        until = time.monotonic() + timeout
+        try:
+            # None also comes back for the subscription's own confirmation: wait on until a message or the time.
+            while (left := until - time.monotonic()) > 0:
+                if await pubsub.get_message(timeout=left) is not None:
+                    return
+        except (RedisError, OSError):
+            await asyncio.sleep(max(0.0, until - time.monotonic()))
+
+    try:
+        yield announced if pubsub is not None else None
+    finally:
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+
+@functools.cache
+def _async_redis(url: str) -> AsyncRedis:
+    return AsyncRedis.from_url(url, socket_connect_timeout=0.5)
 
 
 def encode_cursor(job: Job) -> str:

@@ -74,7 +74,9 @@ class Converger:
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         gate: MailboxGate | None = None,
+        announce: Callable[[list[str]], None] | None = None,
     ) -> None:
+        self.announce = announce
         self.engine = engine
         self.tenants = tenants
         self.settings = settings
@@ -138,7 +140,9 @@ class Converger:
         if recorded.jobs:
             try:
                 with session_scope(self.engine) as session:
-                    close_jobs(session, recorded.jobs)
+                    closed = close_jobs(session, recorded.jobs)
+                if closed and self.announce is not None:
+                    self.announce(closed)
             except SQLAlchemyError as exc:  # the dispatcher closes them later
                 log.warning("placement %s: jobs left to close later: %s", claimed.placement_id, exc)
         if outcome.code is None:

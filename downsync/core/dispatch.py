@@ -70,7 +70,9 @@ class Dispatcher:
         redeliver_seconds: float,
         now: Callable[[], datetime] = utcnow,
         batch: int = 500,
+        announce: Callable[[list[str]], None] | None = None,
     ) -> None:
+        self.announce = announce
         self.engine = engine
         self.queue = queue
         self.redeliver_seconds = redeliver_seconds
@@ -90,7 +92,9 @@ class Dispatcher:
             return 0
         if self._ticks % 10 == 1:
             with session_scope(self.engine) as session:
-                close_jobs(session, unclosed_jobs(session))
+                closed = close_jobs(session, unclosed_jobs(session))
+            if closed and self.announce is not None:
+                self.announce(closed)
         return len(ids)
 
     def run(self, interval: float, stop: threading.Event) -> None:
