@@ -341,17 +341,30 @@ def api(host: str, port: int, workers: int) -> None:
     show_default=True,
     help="Restart the Celery worker when it dies (e.g. Celery giving up on a lost broker).",
 )
+@click.option(
+    "--dispatch/--no-dispatch",
+    default=True,
+    show_default=True,
+    help="Run the dispatcher beside the tasks; --no-dispatch where one `downsync scheduler` runs it for all.",
+)
 @click.pass_context
-def worker(ctx: click.Context, supervise: bool) -> None:
+def worker(ctx: click.Context, supervise: bool, dispatch: bool) -> None:
     """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
 
     _check_store()
     if supervise:
-        from downsync.supervise import supervise as run_supervised
-
         child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise"]
-        sys.exit(run_supervised([*child, *ctx.args]))
+        child += [] if dispatch else ["--no-dispatch"]
+        # The supervisor only waits and passes signals on: exec a bare Python for it, so it does not keep the
+        # ~70 MB this command imported (click, the backends, SQLAlchemy, Alembic) for the worker's whole life.
+        # Same pid, so systemd's or Kubernetes' SIGTERM still reaches it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "downsync.supervise", *child, *ctx.args])
+    from worker import celery_app as worker_module
     from worker.celery_app import app as celery_app
+
+    worker_module.dispatch_enabled = dispatch
 
     args = ["worker", "--loglevel=INFO"]
     extra = list(ctx.args)
@@ -361,6 +374,23 @@ def worker(ctx: click.Context, supervise: bool) -> None:
     if not any(a.startswith(("--concurrency", "-c")) for a in extra):
         args.append("--concurrency=8")
     celery_app.worker_main([*args, *extra])
+
+
+@main.command("scheduler")
+def scheduler() -> None:
+    """Run the dispatcher alone (no tasks): exactly one per deployment, beside workers started with --no-dispatch.
+
+    It hands due work to the broker each second (retries after their back-off, work whose message or worker was
+    lost) and closes jobs whose closer was interrupted. A second one by mistake is harmless (the store hands each
+    placement to one dispatcher: FOR UPDATE SKIP LOCKED), only wasteful. Stops on SIGTERM or SIGINT.
+    """
+    from downsync.observability import configure_logging
+
+    configure_logging()
+    _check_store()
+    from worker.scheduler import run as run_scheduler
+
+    sys.exit(run_scheduler())
 
 
 @main.command("retry")

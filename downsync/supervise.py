@@ -39,3 +39,13 @@ def supervise(command: list[str], max_delay: float = 30.0) -> int:
         delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, max_delay)
         print(f"downsync worker: the worker exited with {code}; restarting in {delay:.0f} s", flush=True)
         time.sleep(delay)
+
+
+if __name__ == "__main__":
+    # ``downsync worker`` execs this (python -m downsync.supervise COMMAND...) so that the long-lived supervisor
+    # holds only the standard library, not what the command line imported to check the store.
+    import sys
+
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m downsync.supervise COMMAND [ARGS...]")
+    sys.exit(supervise(sys.argv[1:]))

@@ -1,5 +1,5 @@
 """The Celery application of the workers: the shared broker configuration, logging, Sentry, and the dispatcher
-that every worker process runs beside its tasks."""
+that a worker process runs beside its tasks unless ``downsync scheduler`` runs it instead."""
 
 from __future__ import annotations
 
@@ -31,9 +31,15 @@ def _sentry(**kwargs: Any) -> None:
     init_sentry(get_settings(), "worker")
 
 
+# ``downsync worker --no-dispatch`` turns this off where one ``downsync scheduler`` dispatches for the deployment;
+# on by default so that a single worker (a small install, the demo) needs nothing else.
+dispatch_enabled = True
+
+
 @worker_ready.connect
 def _dispatch(**kwargs: Any) -> None:
-    runtime.start_dispatcher(app)
+    if dispatch_enabled:
+        runtime.start_dispatcher(app)
     runtime.serve_metrics()
 
 

@@ -1,4 +1,5 @@
-"""What a worker process builds once: the converger with its lease heartbeat, and the dispatcher thread."""
+"""What a worker process builds once: the converger with its lease heartbeat, and the dispatcher thread (which
+``downsync scheduler`` runs too)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def converger() -> Converger:
 
 
 def start_dispatcher(app: Celery) -> threading.Thread:
+    """Start the dispatcher thread. ``downsync worker`` (unless --no-dispatch) and ``downsync scheduler`` both call
+    this one function, so whatever else must run periodically for the deployment is started here, in one place."""
     settings = get_settings()
     dispatcher = Dispatcher(
         get_engine(),
