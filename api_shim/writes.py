@@ -83,7 +83,9 @@ async def finish(
                 )
             raise
         log.info("the commit's answer was lost, but the job is stored: answering as accepted")
-    if not await run_in_threadpool(queue.enqueue, accepted.placement_ids):
+    tenant = observability.tenant_name.get()
+    labels = {pid: f"{tenant} {label}" for pid, label in accepted.labels.items()}
+    if not await run_in_threadpool(queue.enqueue, accepted.placement_ids, labels):
         await run_in_threadpool(_unsent, accepted.placement_ids)
     return await answer(accepted.job.id, wait, settings, single, listed=accepted.listed)
 

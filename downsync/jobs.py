@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, insert, update
+
+# Five columns: more than sqlmodel's select and exec are typed for.
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from downsync import metrics
-from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, utcnow
+from downsync.webhooks import service as webhooks
+from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, Tenant, utcnow
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Accepted:
     placement_ids: list[int]
     # The job's results as the caller listed them: the answer when nothing is final yet.
     listed: tuple[Listed, ...] = ()
+    # Each placement named for people (kind, event, mailbox), as Flower shows the tasks.
+    labels: dict[int, str] = field(default_factory=dict)
 
 
 def _insert(session: Session) -> Any:
@@ -160,8 +166,9 @@ def accept_write(
                 for position, entry in enumerate(listed)
             ],
         )
-    ids = session.exec(select(Placement.id).where(Placement.event_pk == event.id)).all()
-    return Accepted(job=job, placement_ids=sorted(i for i in ids if i is not None), listed=tuple(listed))
+    rows = session.exec(select(Placement.id, Placement.mailbox).where(Placement.event_pk == event.id)).all()
+    labels = {pid: f"{kind} {event_id} {mailbox}" for pid, mailbox in rows if pid is not None}
+    return Accepted(job=job, placement_ids=sorted(labels), listed=tuple(listed), labels=labels)
 
 
 def mark_unsent(session: Session, placement_ids: Sequence[int]) -> None:
@@ -201,6 +208,7 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
         ).first()
         if closed is not None:  # this closer, not a concurrent one, closed it: counted once
             metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())
+            webhooks.job_closed(session, job_id, now)  # its deliveries commit (or not) with the close
             closed_now.append(job_id)
     return closed_now
 
@@ -276,3 +284,14 @@ def backlog(session: Session, now: datetime) -> tuple[int, float | None]:
         return int(count), None
     oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
     return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+def placement_labels(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Placements named for people: tenant, kind, event id, mailbox."""
+    rows = session.execute(
+        sa_select(col(Placement.id), col(Tenant.name), col(Event.kind), col(Event.event_id), col(Placement.mailbox))
+        .join(Event, col(Event.id) == col(Placement.event_pk))
+        .join(Tenant, col(Tenant.id) == col(Placement.tenant_id))
+        .where(col(Placement.id).in_(ids))
+    ).all()
+    return {pid: f"{tenant} {kind} {event_id} {mailbox}" for pid, tenant, kind, event_id, mailbox in rows if pid}

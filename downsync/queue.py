@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -57,7 +57,8 @@ class CeleryQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def enqueue(self, placement_ids: Sequence[int]) -> bool:
+    def enqueue(self, placement_ids: Sequence[int], labels: Mapping[int, str] | None = None) -> bool:
+        """``labels`` name each placement for people (Flower shows them as the task's arguments)."""
         if not placement_ids:
             return True
         try:
@@ -66,7 +67,14 @@ class CeleryQueue:
                 # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
                 producer.connection.ensure_connection(max_retries=0)
                 for placement_id in placement_ids:
-                    self.app.send_task(CONVERGE_TASK, args=[placement_id], retry=False, producer=producer)
+                    label = (labels or {}).get(placement_id)
+                    self.app.send_task(
+                        CONVERGE_TASK,
+                        args=[placement_id],
+                        retry=False,
+                        producer=producer,
+                        argsrepr=f"({placement_id}, {label!r})" if label else None,
+                    )
         except (OperationalError, KombuError, RedisError, OSError) as exc:
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, or_, select
 
 from downsync import metrics
 from downsync.db import session_scope
-from downsync.jobs import close_jobs, unclosed_jobs
+from downsync.jobs import close_jobs, placement_labels, unclosed_jobs
 from downsync.models import Placement, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 class WorkQueue(Protocol):
     """The broker, as the API and the dispatcher see it."""
 
-    def enqueue(self, placement_ids: Sequence[int]) -> bool:
-        """Hand the placements to the workers; False when the broker could not be reached."""
+    def enqueue(self, placement_ids: Sequence[int], labels: Mapping[int, str] | None = None) -> bool:
+        """Hand the placements to the workers; False when the broker could not be reached. ``labels`` name the
+        placements for people (tenant, kind, event, mailbox), as Flower shows them."""
         ...
 
 
@@ -85,7 +86,8 @@ class Dispatcher:
         self._ticks += 1
         with session_scope(self.engine) as session:
             ids = take_due(session, self.now(), self.redeliver_seconds, self.batch)
-        if ids and not self.queue.enqueue(ids):
+            labels = placement_labels(session, ids) if ids else {}
+        if ids and not self.queue.enqueue(ids, labels):
             # Not sent after all: due again at the next tick, once the broker answers.
             with session_scope(self.engine) as session:
                 session.exec(update(Placement).where(col(Placement.id).in_(ids)).values(enqueued_at=None))

@@ -23,7 +23,7 @@ class Queue:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def enqueue(self, placement_ids: Sequence[int]) -> bool:
+    def enqueue(self, placement_ids: Sequence[int], labels: Any = None) -> bool:
         self.sent += placement_ids
         return False  # the broker is down too: the dispatcher sends it later
 
@@ -156,7 +156,7 @@ def test_placements_the_broker_refused_are_marked_unsent_for_the_dispatcher(unse
     assert unsent == [[7, 8]]
 
     class Up(Queue):
-        def enqueue(self, placement_ids: Sequence[int]) -> bool:
+        def enqueue(self, placement_ids: Sequence[int], labels: Any = None) -> bool:
             super().enqueue(placement_ids)
             return True
 

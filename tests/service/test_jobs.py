@@ -113,3 +113,23 @@ def test_cli_retry_reruns_failed_jobs_since_a_time(service: Stack, sim: SimClien
     assert len(tagged(sim, "late@contoso.com", eid)) == 1
     refused = service.run_cli("retry", check=False)
     assert refused.returncode != 0 and "--job" in refused.stderr
+
+
+def test_tasks_name_their_tenant_event_and_mailbox_for_flower(service: Stack, sim: SimClient) -> None:
+    import json
+
+    import redis
+
+    service.stop_workers()  # the messages stay in the queue to be read
+    eid = event_id()
+    response = service.postback("POST", create_body(eid), wait=0)
+    assert response.status_code == 202
+    messages = [json.loads(raw) for raw in redis.Redis.from_url(service.redis_url).lrange("downsync", 0, -1)]
+    shown = [m["headers"]["argsrepr"] for m in messages if m["headers"]["task"] == "downsync.converge"]
+    mine = [s for s in shown if eid in s]
+    assert len(mine) == 3 and all(s.startswith("(") and "contoso postback" in s for s in mine)
+    assert {s.rsplit(" ", 1)[1].rstrip("')") for s in mine} == {
+        "alice@contoso.com",
+        "bob@contoso.com",
+        "carol@contoso.com",
+    }
