@@ -22,8 +22,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from downsync import metrics
-from downsync.webhooks import service as webhooks
 from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, Tenant, utcnow
+from downsync.webhooks import service as webhooks
 
 
 @dataclass(frozen=True)

@@ -190,3 +190,80 @@ class JobResult(SQLModel, table=True):
     attempts: int = 0
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- result webhooks ---------------------------------------------------------------------------------------------
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A callback URL of a tenant (or of one of its API clients), told when a job (and, if asked, each mailbox result)
+    becomes final. The signing secret is kept encrypted; after a rotation the previous one signs too until it
+    expires."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    client_pk: int | None = Field(default=None, foreign_key="apiclient.id", index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    each_result: bool = False
+    secret_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    previous_secret_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    previous_expires_at: datetime | None = None
+    # Results that became final since then (less a margin for late commits) are looked for by the delivery loop.
+    results_scanned_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    rotated_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription (the outbox): written with the change it reports, sent until a 2xx or the retry
+    window ends, claimed under a lease like a placement so two workers never send it at once."""
+
+    __table_args__ = (
+        # Events found by scanning (a result become final, a job final when accepted) are written once per
+        # subscription however many loops find them; a job closed by close_jobs has no key (it is closed once).
+        UniqueConstraint("subscription_id", "dedupe_key", name="uq_webhookdelivery_dedupe"),
+        Index("ix_webhookdelivery_due", "due_at"),
+        Index("ix_webhookdelivery_log", "subscription_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    subscription_id: str = Field(foreign_key="webhooksubscription.id", max_length=40)
+    tenant_id: int = Field(foreign_key="tenant.id")
+    event: str = Field(max_length=20)  # job.final, result.final
+    job_id: str = Field(foreign_key="job.id", max_length=32, index=True)
+    # result.final: the mailbox as the caller listed it.
+    email: str | None = Field(default=None, max_length=320)
+    dedupe_key: str | None = Field(default=None, max_length=100)
+    # The job document as it was when the event happened; exactly these bytes are signed and sent.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=20)  # pending, delivered, failed
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    # The retry window runs from here: the first attempt, or the latest redeliver call.
+    retry_from: datetime | None = None
+    # When it may next be sent; None once delivered or failed for good.
+    due_at: datetime | None = None
+    lease_token: str | None = Field(default=None, max_length=32)
+    lease_expires_at: datetime | None = None
+    # A message for it was handed to the broker then and not consumed yet.
+    enqueued_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try at sending a delivery, for the delivery log."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="webhookdelivery.id", max_length=40, index=True)
+    number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+# Webhooks that ask for each result look for results become final since their last look: by tenant and time.
+Index("ix_jobresult_tenant_updated", JobResult.tenant_id, JobResult.updated_at)  # type: ignore[arg-type]

@@ -75,6 +75,21 @@ class Settings(BaseSettings):
     availability_max_window_days: int = Field(default=366, ge=1)
     availability_concurrency: int = Field(default=8, ge=1, le=26)
 
+    # Result webhooks. Receivers on private, loopback or link-local addresses are refused unless allowed: by default
+    # they are everywhere but in production (a development receiver runs on localhost), where they would let a tenant
+    # make the service call into its own network. Production also requires https.
+    webhook_allow_private: bool = Field(default_factory=lambda data: data.get("environment") != "production")
+    # One delivery attempt: connecting, sending and the receiver's answer each get this long; a delivery's lease
+    # (how soon a killed worker's delivery is sent again) is four times it plus 2 s.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # A delivery no receiver took with a 2xx is retried with exponential back-off (jitter only ever lengthening it)
+    # for this long after its first attempt, then it is failed (and may still be redelivered by hand).
+    webhook_retry_seconds: float = Field(default=86400.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # After a rotation the previous secret still signs deliveries this long, unless retired sooner.
+    webhook_secret_grace_seconds: float = Field(default=86400.0, ge=0)
+
     @model_validator(mode="after")
     def _defaults_and_limits(self) -> Settings:
         if not self.database_url:
