@@ -8,6 +8,7 @@ lost message or a dead worker left, so a broker outage only delays work.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
+from kombu.serialization import dumps
+from kombu.utils.uuid import uuid
 from redis.exceptions import RedisError
 
 from downsync.settings import Settings, get_settings
@@ -62,23 +65,38 @@ class CeleryQueue:
         if not placement_ids:
             return True
         try:
-            with self.app.producer_or_acquire() as producer:
+            with self.app.connection_for_write() as connection:
                 # One try: a broker that is down fails the call at once instead of after the connect timeout's
                 # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
-                producer.connection.ensure_connection(max_retries=0)
-                for placement_id in placement_ids:
-                    label = (labels or {}).get(placement_id)
-                    self.app.send_task(
-                        CONVERGE_TASK,
-                        args=[placement_id],
-                        retry=False,
-                        producer=producer,
-                        argsrepr=f"({placement_id}, {label!r})" if label else None,
-                    )
+                connection.ensure_connection(max_retries=0)
+                channel = connection.default_channel
+                # Every message in one round trip (a 1000-mailbox write sends 1000): Celery's own task messages,
+                # as send_task would build them, pushed onto the queue's Redis list through one pipeline.
+                with channel.client.pipeline(transaction=False) as pipe:
+                    for placement_id in placement_ids:
+                        pipe.lpush(QUEUE, self._message(channel, placement_id, (labels or {}).get(placement_id)))
+                    pipe.execute()
         except (OperationalError, KombuError, RedisError, OSError) as exc:
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False
         return True
+
+
+    def _message(self, channel: Any, placement_id: int, label: str | None) -> str:
+        headers, properties, body, _ = self.app.amqp.as_task_v2(
+            uuid(), CONVERGE_TASK, [placement_id], {}, argsrepr=f"({placement_id}, {label!r})" if label else None
+        )
+        content_type, encoding, payload = dumps(body, serializer="json")
+        message = channel.prepare_message(
+            payload,
+            priority=0,
+            content_type=content_type,
+            content_encoding=encoding,
+            headers=headers,
+            properties={"delivery_mode": 2, **properties},
+        )
+        channel._inplace_augment_message(message, QUEUE, QUEUE)
+        return json.dumps(message)
 
 
 @functools.cache
