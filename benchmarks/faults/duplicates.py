@@ -1,8 +1,9 @@
 """Scenario 3, duplicate meetings and invitations, in two parts.
 
-``stall``: meetings and postbacks are written while one worker runs; every CreateItem takes 8 s in Exchange
-(``latencyMs``), and once they are in flight that worker is stopped with SIGSTOP, for twice its lease. A second
-worker takes over, then the first gets SIGCONT and finds its answers waiting.
+``stall``: meetings and postbacks are written while one worker runs; every CreateItem takes 4 s in Exchange
+(``latencyMs``), and once they are in flight that worker is stopped with SIGSTOP, for twice its lease (6 s here).
+The creates land meanwhile; a second worker takes over when the lease runs out, finds the drafts and sends the
+meetings; then the first gets SIGCONT and finds its answers waiting (and its claims gone).
 
 ``slow``: no signals; Exchange takes 7 s to complete each CreateItem while the service gives up on a call after
 3 s (``DOWNSYNC_EXCHANGE_TIMEOUT_SECONDS=3``): every create ends without an answer and lands more than two
@@ -107,11 +108,15 @@ def stall(args: argparse.Namespace, figures: dict[str, Any], failures: list[str]
         creates = [e for e in h.sim.log() if e["operation"] == h.ops.create]
         in_flight = [e for e in creates if e["time"] < stopped_at < e["time"] + e["durationMs"] / 1000]
         taken_over = [e for e in creates if stopped_at < e["time"] < resumed_at]
+        sent = [e for e in h.sim.log() if e["operation"] == h.ops.update and stopped_at < e["time"] < resumed_at]
         figures["stall: creates in flight when the worker stopped"] = len(in_flight)
         figures["stall: worker stopped for (s)"] = round(resumed_at - stopped_at, 1)
         figures["stall: creates sent by the second worker during the stall"] = len(taken_over)
+        figures["stall: meetings sent by the second worker during the stall"] = len(sent)
         if not in_flight:
             failures.append("stall: no create was in flight when the worker stopped (the scenario did not happen)")
+        if not sent:
+            failures.append("stall: the second worker sent no meeting during the stall (no takeover happened)")
         assert second.alive()
         h.keep = h.keep or bool(failures)
 
@@ -137,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("stall", "slow", "both"), default="both")
     parser.add_argument("--meetings", type=int, default=8)
     parser.add_argument("--postbacks", type=int, default=6)
-    parser.add_argument("--latency-ms", type=int, default=8000, help="CreateItem latency in the stall part")
+    parser.add_argument(
+        "--latency-ms", type=int, default=4000, help="create latency in the stall part (shorter than the 6 s lease)"
+    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the logs folders")
     args = parser.parse_args(argv)

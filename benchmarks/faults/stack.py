@@ -52,6 +52,7 @@ class BackendOps:
 
     create: str
     find: str
+    update: str  # how a meeting draft is sent (a fenced update)
     busy_codes: tuple[str, ...]
 
     def throttle(self, back_off_ms: int) -> tuple[dict[str, Any], float]:
@@ -63,10 +64,13 @@ class BackendOps:
 
 
 OPS = {
-    "ews": BackendOps(create="CreateItem", find="FindItem", busy_codes=("ErrorServerBusy",)),
+    "ews": BackendOps(create="CreateItem", find="FindItem", update="UpdateItem", busy_codes=("ErrorServerBusy",)),
     # Graph's own mailbox concurrency limit answers 429 ApplicationThrottled with Retry-After: 1 as well.
     "graph": BackendOps(
-        create="graph.createEvent", find="graph.listEvents", busy_codes=("TooManyRequests", "ApplicationThrottled")
+        create="graph.createEvent",
+        find="graph.listEvents",
+        update="graph.updateEvent",
+        busy_codes=("TooManyRequests", "ApplicationThrottled"),
     ),
 }
 

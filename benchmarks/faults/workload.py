@@ -554,6 +554,8 @@ def judge_meetings(
                 findings.duplicated.append(f"{where}: {len(copies)} copies in {email}")
             elif email not in expected and copies:
                 findings.stray.append(f"{where}: a live copy in {email}, who is no longer invited")
+            elif copies and final is not None and not same_content(copies[0], final):
+                findings.wrong.append(f"{where}: {email}'s copy holds {copies[0]['subject']!r}, not {final.subject!r}")
         # Invitations, per attendee.
         inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for message in sorted(by_event[(tag_id, event_id)], key=lambda m: m["seq"]):
