@@ -1,0 +1,45 @@
+"""The store check reads revisions without Alembic, and answers as Alembic would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from downsync.db import NotMigratedError, alembic_config, check_migrated, current_revision, head_revision
+
+
+def test_the_head_is_alembics() -> None:
+    assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def test_the_current_revision_is_alembics_at_every_step(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    assert current_revision(engine) is None
+    with pytest.raises(NotMigratedError, match="at migration none"):
+        check_migrated(engine)
+    script = ScriptDirectory.from_config(alembic_config(url))
+    for revision in reversed([r.revision for r in script.walk_revisions()]):
+        command.upgrade(alembic_config(url), revision)
+        with engine.connect() as connection:
+            assert current_revision(engine) == MigrationContext.configure(connection).get_current_revision()
+    check_migrated(engine)
+
+
+def test_no_long_lived_process_imports_alembic() -> None:
+    """The API, the worker and the scheduler check the store without it (11 MB each, for their whole life)."""
+    code = (
+        "import sys, api_shim.app, worker.celery_app, worker.tasks, worker.scheduler, downsync.cli; "
+        "print(sorted(m for m in ('alembic', 'mako') if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0 or "NotMigratedError" in found.stderr, found.stderr
+    if found.returncode == 0:
+        assert found.stdout.strip() == "[]"
