@@ -51,18 +51,36 @@ def _insert(session: Session) -> Any:
     return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event:
-    """The event's row, locked and read fresh (never a copy the session loaded before the lock)."""
-    # Two first writes for one event id at once: one inserts, the other finds the row and waits for its lock.
-    session.exec(
-        _insert(session)(Event)
-        .values(
-            tenant_id=tenant_id, kind=kind, event_id=event_id, version=0, desired={}, present=[], updated_at=utcnow()
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "event_id"])
+def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str, now: datetime) -> Event:
+    """The event's row, locked (created if new) and read in one statement; a detached copy of it is returned.
+
+    Two first writes for one event id at once: one inserts, the other's conflict becomes an update of the row,
+    which waits for the first's lock and then reads what the first committed.
+    """
+    insert_event = _insert(session)(Event).values(
+        tenant_id=tenant_id,
+        kind=kind,
+        event_id=event_id,
+        version=0,
+        desired={},
+        present=[],
+        correlation_id="-",
+        updated_at=now,
     )
-    query = select(Event).where(Event.tenant_id == tenant_id, Event.kind == kind, Event.event_id == event_id)
-    return session.exec(query.with_for_update().execution_options(populate_existing=True)).one()
+    row = session.exec(
+        insert_event.on_conflict_do_update(
+            index_elements=["tenant_id", "kind", "event_id"], set_={"tenant_id": insert_event.excluded.tenant_id}
+        ).returning(col(Event.id), col(Event.version), col(Event.desired), col(Event.present))
+    ).one()
+    return Event(
+        id=row[0],
+        tenant_id=tenant_id,
+        kind=kind,
+        event_id=event_id,
+        version=row[1],
+        desired=row[2] or {},
+        present=row[3] or [],
+    )
 
 
 def find_event(session: Session, tenant_id: int, kind: str, event_id: str) -> Event | None:
@@ -90,48 +108,54 @@ def accept_write(
     by raising; nothing is then recorded. ``desired`` may be a function of the locked event, for writes
     that change part of the current state.
     """
-    event = _locked_event(session, tenant_id, kind, event_id)
+    now = now or utcnow()
+    event = _locked_event(session, tenant_id, kind, event_id, now)
     if precondition is not None:
         precondition(event)
     if callable(desired):
         desired = desired(event)
-    now = now or utcnow()
     event.version += 1
     if desired is not None:
         event.desired = desired
     event.present = sorted({m.strip().lower() for m in present})
-    event.correlation_id = correlation_id[:200]
-    event.updated_at = now
-    session.add(event)
-    session.flush()
     assert event.id is not None
-
-    # Every mailbox that held or must hold the event converges to the new version, whatever it was doing.
+    # Core statements throughout, a handful of round trips: a write is accepted while the caller waits.
     session.exec(
-        update(Placement)
-        .where(col(Placement.event_pk) == event.id)
-        .values(target_version=event.version, due_at=now, first_tried_at=None, enqueued_at=now, updated_at=now)
-    )
-    known = set(session.exec(select(Placement.mailbox).where(Placement.event_pk == event.id)).all())
-    fresh = sorted((set(event.present) | {entry.mailbox for entry in listed}) - known)
-    if fresh:
-        session.exec(
-            insert(Placement),
-            params=[
-                {
-                    "tenant_id": tenant_id,
-                    "event_pk": event.id,
-                    "mailbox": mailbox,
-                    "target_version": event.version,
-                    "done_version": 0,
-                    "attempts": 0,
-                    "due_at": now,
-                    "enqueued_at": now,
-                    "updated_at": now,
-                }
-                for mailbox in fresh
-            ],
+        update(Event)
+        .where(col(Event.id) == event.id)
+        .values(
+            version=event.version,
+            desired=event.desired,
+            present=event.present,
+            correlation_id=correlation_id[:200],
+            updated_at=now,
         )
+    )
+    # Every mailbox that held or must hold the event converges to the new version, whatever it was doing.
+    due = {
+        "target_version": event.version,
+        "due_at": now,
+        "first_tried_at": None,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
+    rows = list(
+        session.exec(
+            update(Placement)
+            .where(col(Placement.event_pk) == event.id)
+            .values(**due)
+            .returning(col(Placement.id), col(Placement.mailbox))
+        ).all()
+    )
+    fresh = sorted((set(event.present) | {entry.mailbox for entry in listed}) - {mailbox for _, mailbox in rows})
+    if fresh:
+        rows += session.exec(
+            insert(Placement).returning(col(Placement.id), col(Placement.mailbox)),
+            params=[
+                {"tenant_id": tenant_id, "event_pk": event.id, "mailbox": m, "done_version": 0, "attempts": 0, **due}
+                for m in fresh
+            ],
+        ).all()
     job = Job(
         id=uuid.uuid4().hex,
         tenant_id=tenant_id,
@@ -145,8 +169,7 @@ def accept_write(
         created_at=now,
         finished_at=None if listed else now,
     )
-    session.add(job)
-    session.flush()
+    session.exec(insert(Job).values(job.model_dump()))
     if listed:
         session.exec(
             insert(JobResult),
@@ -166,8 +189,7 @@ def accept_write(
                 for position, entry in enumerate(listed)
             ],
         )
-    rows = session.exec(select(Placement.id, Placement.mailbox).where(Placement.event_pk == event.id)).all()
-    labels = {pid: f"{kind} {event_id} {mailbox}" for pid, mailbox in rows if pid is not None}
+    labels = {pid: f"{kind} {event_id} {mailbox}" for pid, mailbox in rows}
     return Accepted(job=job, placement_ids=sorted(labels), listed=tuple(listed), labels=labels)
 
 
