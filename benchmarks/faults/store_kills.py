@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         chains = w.postback_chains(rng, "acme", args.postbacks // 3, pool, writes=3)
         # The writes span the kills: 5 s before, the kills, 5 s after.
         rate = args.postbacks / (args.seconds + 10)
-        sender = threading.Thread(target=w.run_chains, args=(client, chains), kwargs={"threads": 8, "rate": rate})
+        sender = threading.Thread(
+            target=w.run_chains, args=(client, chains), kwargs={"threads": 8, "rate": rate, "retries_503": 30}
+        )
         started = time.monotonic()
         sender.start()
         time.sleep(5)
