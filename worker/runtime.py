@@ -18,6 +18,7 @@ from downsync.models import utcnow
 from downsync.queue import CeleryQueue, announce_final
 from downsync.settings import get_settings
 from downsync.tenants import TenantDirectory
+from downsync.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -55,6 +56,8 @@ def start_dispatcher(app: Celery) -> threading.Thread:
         target=dispatcher.run, args=(settings.dispatch_interval_seconds, _stop), name="dispatcher", daemon=True
     )
     thread.start()
+    # Webhook deliveries are found and handed out the same way, once per dispatching process.
+    webhook_delivery.start_loop(app, _stop)
     return thread
 
 

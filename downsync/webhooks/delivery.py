@@ -300,6 +300,8 @@ def _attempt(
         signing.HEADER: signing.sign(secrets_, int(time.time()), body),
         "X-Downsync-Event": claimed.event,
         "X-Downsync-Delivery": claimed.delivery_id,
+        # 1 on the first attempt; a receiver seeing a delivery id again with a higher number knows it is a retry.
+        "X-Downsync-Attempt": str(claimed.attempts + 1),
         "X-Downsync-Webhook": claimed.subscription_id,
     }
     if claimed.email is not None:

@@ -30,6 +30,10 @@ class SubscriptionError(ValueError):
     """A registration refused for a reason other than its URL (which raises ``urls.UrlRefused``)."""
 
 
+class TooMany(SubscriptionError):
+    """The tenant has as many webhooks as it may."""
+
+
 def check_url(url: str, settings: Settings, resolver: urls.Resolver | None = None) -> urls.Target:
     """The URL as the settings allow it (https in production; private addresses only when allowed)."""
     return urls.check(
@@ -68,7 +72,7 @@ def create(
         select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.tenant_id == tenant_id)
     ).one()
     if count >= MAX_PER_TENANT:
-        raise SubscriptionError(f"a tenant has at most {MAX_PER_TENANT} webhooks; delete one first")
+        raise TooMany(f"a tenant has at most {MAX_PER_TENANT} webhooks; delete one first")
     secret = new_secret()
     subscription = WebhookSubscription(
         id=ID_PREFIX + secrets.token_hex(12),
