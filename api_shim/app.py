@@ -18,6 +18,7 @@ from api_shim.jobs.router import router as jobs_router
 from api_shim.meeting.router import router as meeting_router
 from api_shim.oauth.router import router as oauth_router
 from api_shim.postback.router import router as postback_router
+from api_shim.webhooks.router import router as webhooks_router
 from downsync import metrics, observability
 from downsync.db import check_migrated
 from downsync.observability import init_sentry
@@ -199,6 +200,7 @@ def create_app(check_database: bool = True) -> FastAPI:
     app.include_router(postback_router)
     app.include_router(meeting_router)
     app.include_router(jobs_router)
+    app.include_router(webhooks_router)
     app.include_router(health_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Metrics)

@@ -88,8 +88,10 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
         found.add(404 if method != "post" else 409)
         if method == "get":
             found.add(502)
-    if "{job_id}" in path:
+    if "{job_id}" in path or "{webhook_id}" in path:
         found.add(404)
+    if path.endswith("/webhooks") and method == "post":
+        found.add(409)
     return found
 
 
@@ -97,9 +99,19 @@ def _example(status: int, path: str) -> dict[str, Any]:
     _, code, message = STATUSES[status]
     if status == 404 and path.endswith("/meeting"):
         code, message = "MeetingNotFound", "no such meeting for this organizer"
+    if status == 404 and "{webhook_id}" in path:
+        code, message = "ErrorWebhookNotFound", "no webhook wh_4f1c..."
+    if status == 404 and "{delivery_id}" in path:
+        code, message = "ErrorDeliveryNotFound", "no delivery whd_9a0e... of webhook wh_4f1c..."
+    if status == 409 and path.endswith("/webhooks"):
+        code, message = "ErrorTooManyWebhooks", "a tenant has at most 25 webhooks; delete one first"
+    if status == 422 and path.endswith("/webhooks"):
+        code, message = "ErrorInvalidRequest", "url must be an https URL (http is allowed outside production only)"
     body: dict[str, Any] = {"errorCode": code, "message": message, "details": []}
     if status == 422:
         body["details"] = [{"field": "endTime", "problem": "must be after startTime"}]
+        if path.endswith("/webhooks"):
+            body["details"] = [{"field": "url", "problem": message.removeprefix("url ")}]
     if path.endswith("/meeting") and status in (404, 409):
         body = {"email": "organizer@domain.com", **body}
     return body

@@ -1,10 +1,10 @@
 """What the API's schema cannot say, told to schemathesis: rules across fields, the calendar, and stored state.
 
 An OpenAPI schema cannot say that ``endTime`` comes after ``startTime`` (for a meeting PATCH: after the stored start),
-that ``2026-02-30`` is no date, that an availability window runs forwards and at most 366 days, or that a jobs cursor
-must be one the service returned. Data breaking only those rules is schema-valid yet rightly refused (422), so each
-generated case is brought within them (every phase applies case hooks); every other field is fuzzed as the schema
-allows.
+that ``2026-02-30`` is no date, that an availability window runs forwards and at most 366 days, that a cursor must be
+one the service returned, or that a webhook's URL must name a host that resolves. Data breaking only those rules is
+schema-valid yet rightly refused (422), so each generated case is brought within them (every phase applies case
+hooks); every other field is fuzzed as the schema allows.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 import schemathesis
 
 from api_shim.fields import _time, time_pattern
+from api_shim.webhooks.schemas import URL_PATTERN
 
 SHAPE = re.compile(time_pattern())
+WEBHOOK_URL = re.compile(URL_PATTERN)
 MAX_WINDOW = timedelta(days=366)
 FALLBACK = "2020-10-16T10:00:00Z"
 
@@ -79,6 +81,11 @@ def map_case(context: Any, case: Any) -> Any:
         _forwards(body.get("new"))
         if isinstance(body.get("original"), dict):
             _calendar(body["original"], "startTime", "endTime")
+    url = body.get("url") if isinstance(body, dict) else None
+    if case.path.endswith("/webhooks") and isinstance(url, str) and WEBHOOK_URL.match(url) and len(url) <= 2000:
+        # A callback URL must also name a host that resolves (to a public address in production): DNS, not the
+        # schema. One of the schema's shape becomes one that resolves here (private addresses are allowed in tests).
+        body["url"] = "http://127.0.0.1:9/fuzzed"
     if isinstance(query, dict):
         # A cursor is opaque: only one the service returned is valid, and none can be generated.
         query.pop("cursor", None)

@@ -1,0 +1,1 @@
+"""``/api/salesforce/scheduler/webhooks``: callback URLs told, signed, when jobs become final."""
