@@ -12,6 +12,7 @@ import click
 from downsync.cli_access import client, token
 from downsync.cli_support import check_store as _check_store
 from downsync.cli_support import fail as _fail
+from downsync.cli_webhooks import webhook
 
 DEMO_DOMAIN = "demo.test"
 
@@ -435,6 +436,7 @@ def demo(host: str, port: int, sim_port: int, sim_tls_port: int) -> None:
 
 main.add_command(token)
 main.add_command(client)
+main.add_command(webhook)
 
 
 if __name__ == "__main__":
