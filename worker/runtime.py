@@ -10,9 +10,11 @@ import threading
 from celery import Celery
 from prometheus_client import start_http_server
 
+from downsync.backoff import RedisBackOffBoard
 from downsync.core.converge import Converger
 from downsync.core.dispatch import Dispatcher
 from downsync.core.leases import LeaseKeeper
+from downsync.core.throttle import MailboxGate
 from downsync.db import get_engine
 from downsync.models import utcnow
 from downsync.queue import CeleryQueue, announce_final
@@ -38,6 +40,11 @@ def converger() -> Converger:
         TenantDirectory(get_engine(), settings),
         settings,
         leases(),
+        # One call at a time per mailbox across every worker, and a back-off told to one holds in all; a turn is
+        # held no longer than a call can take, so a killed worker's lapses.
+        gate=MailboxGate(
+            board=RedisBackOffBoard(settings.redis_url), hold_seconds=settings.exchange_timeout_seconds + 5
+        ),
         announce=functools.partial(announce_final, settings.redis_url),
     )
 

@@ -6,15 +6,20 @@ for. A placement's own retry already waits that long; this gate makes the others
 go one at a time, so a call never sets off while another one's busy answer is on its way back unread. A call
 that finds the mailbox backing off, or still busy with another call after ``wait_seconds``, is not made: it
 raises a throttling ``TransientError`` (never final) with the time left, and the placement is due again then.
+
+The gate is one per worker process; a ``BackOffBoard`` shared by every worker (Redis, in production) makes it hold
+across processes: one call at a time per mailbox among all workers, and a back-off told to one worker holds in
+every other, which would otherwise learn of it only from busy answers of their own.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from downsync.core.errors import TransientError
 from downsync.core.gateway import CalendarGateway
@@ -32,10 +37,41 @@ class Deferred(TransientError):
         super().__init__(BUSY, message, back_off=back_off, throttled=True)
 
 
+class BackOffBoard(Protocol):
+    """What every worker process shares about a mailbox: whose call to it is under way, and until when the server
+    asked to wait, in wall-clock seconds since the epoch (worker clocks agree, as leases need). Best effort: a board
+    that cannot be reached grants every turn and forgets, and each process still honours what it was told."""
+
+    def enter(self, key: str, token: str, now: float, hold_seconds: float) -> float | None:
+        """Take the mailbox's turn for one call (held ``hold_seconds`` at most, so a killed holder cannot keep it):
+        None when taken; else the seconds of back-off left, or 0 while another process's call is under way."""
+        ...
+
+    def leave(self, key: str, token: str) -> None:
+        """Give the turn back (only if still ``token``'s)."""
+        ...
+
+    def hold(self, key: str, until: float) -> None:
+        """No call to the mailbox before ``until`` (a later back-off already held stays)."""
+        ...
+
+
 class MailboxGate:
-    def __init__(self, wait_seconds: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        wait_seconds: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        board: BackOffBoard | None = None,
+        wall: Callable[[], float] = time.time,
+        hold_seconds: float = 60.0,
+        poll_seconds: float = 0.02,
+    ) -> None:
         self.wait_seconds = wait_seconds
         self.monotonic = monotonic
+        self.board = board
+        self.wall = wall
+        self.hold_seconds = hold_seconds  # longer than any one call: the Exchange timeout and then some
+        self.poll_seconds = poll_seconds
         self._locks: dict[Hashable, threading.Lock] = {}
         self._not_before: dict[Hashable, float] = {}
         self._guard = threading.Lock()
@@ -51,18 +87,22 @@ class MailboxGate:
             return self._locks.setdefault(key, threading.Lock())
 
     def backing_off(self, key: Hashable) -> float:
-        """Seconds before the mailbox may be called again (0: now)."""
+        """Seconds before the mailbox may be called again (0: now), as this process knows it."""
         with self._guard:
             return max(0.0, self._not_before.get(key, 0.0) - self.monotonic())
 
     def call(self, key: Hashable, action: Callable[[], T]) -> T:
+        started = self.monotonic()
         lock = self._lock(key)
         if not lock.acquire(timeout=self.wait_seconds):
             raise Deferred("another request to this mailbox is still under way", 1.0)
+        token = None
         try:
             left = self.backing_off(key)
             if left > 0:
                 raise Deferred(f"the server asked to wait; {left:.1f} s left for this mailbox", left)
+            if self.board is not None:
+                token = self._enter(str(key), started)
             try:
                 return action()
             except TransientError as error:
@@ -70,9 +110,27 @@ class MailboxGate:
                     until = self.monotonic() + error.back_off
                     with self._guard:
                         self._not_before[key] = max(self._not_before.get(key, 0.0), until)
+                    if self.board is not None:
+                        self.board.hold(str(key), self.wall() + error.back_off)
                 raise
         finally:
+            if token is not None and self.board is not None:
+                self.board.leave(str(key), token)
             lock.release()
+
+    def _enter(self, key: str, started: float) -> str:
+        """The mailbox's turn across processes, waiting for another process's call within ``wait_seconds``."""
+        assert self.board is not None
+        token = uuid.uuid4().hex
+        while True:
+            left = self.board.enter(key, token, self.wall(), self.hold_seconds)
+            if left is None:
+                return token
+            if left > 0:
+                raise Deferred(f"the server asked to wait; {left:.1f} s left for this mailbox", left)
+            if self.monotonic() - started >= self.wait_seconds:
+                raise Deferred("another worker's request to this mailbox is still under way", 1.0)
+            time.sleep(self.poll_seconds)
 
 
 class GatedGateway:

@@ -104,3 +104,57 @@ def test_a_call_that_cannot_get_its_turn_is_deferred_not_made() -> None:
     assert deferred.value.throttled and deferred.value.back_off == 1.0
     leave.set()
     thread.join(5)
+
+
+class Board:
+    """What worker processes share, as ``downsync.backoff.RedisBackOffBoard`` keeps it."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, float] = {}
+        self.turns: dict[str, str] = {}
+
+    def enter(self, key: str, token: str, now: float, hold_seconds: float) -> float | None:
+        if self.held.get(key, 0.0) > now:
+            return self.held[key] - now
+        if key in self.turns:
+            return 0.0
+        self.turns[key] = token
+        return None
+
+    def leave(self, key: str, token: str) -> None:
+        if self.turns.get(key) == token:
+            del self.turns[key]
+
+    def hold(self, key: str, until: float) -> None:
+        self.held[key] = max(self.held.get(key, 0.0), until)
+
+
+def test_a_back_off_told_to_one_worker_process_holds_in_the_others() -> None:
+    wall = [1000.0]
+    board = Board()
+    told = MailboxGate(board=board, wall=lambda: wall[0])
+    other = MailboxGate(board=board, wall=lambda: wall[0])  # another process: its own locks and memory
+
+    def busy() -> None:
+        raise TransientError("ErrorServerBusy", "busy", back_off=3.0, throttled=True)
+
+    with pytest.raises(TransientError):
+        told.call("bob", busy)
+    assert board.turns == {}  # the turn is given back whatever the call ended with
+    with pytest.raises(Deferred) as deferred:
+        other.call("bob", lambda: pytest.fail("called during another process's back-off"))
+    assert deferred.value.back_off == pytest.approx(3.0)
+    assert other.call("alice", lambda: "another mailbox") == "another mailbox"
+    wall[0] += 3.01
+    assert other.call("bob", lambda: "called") == "called"
+
+
+def test_a_call_waits_while_another_process_calls_the_mailbox_and_is_deferred_if_that_lasts() -> None:
+    board = Board()
+    board.turns["bob"] = "another process"
+    gate = MailboxGate(wait_seconds=0.2, board=board, poll_seconds=0.01)
+    with pytest.raises(Deferred) as deferred:
+        gate.call("bob", lambda: pytest.fail("called while another process's call was under way"))
+    assert deferred.value.back_off == 1.0
+    threading.Timer(0.05, board.leave, args=("bob", "another process")).start()
+    assert gate.call("bob", lambda: "after the other call") == "after the other call"
