@@ -341,9 +341,9 @@ class DeliveryLoop:
 
     def tick(self) -> int:
         """One round: returns how many deliveries were handed to the broker."""
+        # One transaction: on SQLite each takes the store's write lock, which the converging workers need too.
         with session_scope(self.engine) as session:
             service.scan(session, self.now())
-        with session_scope(self.engine) as session:
             ids = take_due(session, self.now(), self.settings.redeliver_seconds, self.batch)
         if ids and not self.enqueue(ids):
             with session_scope(self.engine) as session:

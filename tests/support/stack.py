@@ -41,6 +41,12 @@ TEST_SETTINGS = {
     "DOWNSYNC_DISPATCH_INTERVAL_SECONDS": "0.3",
     "DOWNSYNC_REDELIVER_SECONDS": "5",
     "DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS": "3",
+    # Webhook deliveries: a short timeout (the lease is 4x it + 2 s) and back-off of 0.25 s doubling up to 2 s.
+    "DOWNSYNC_WEBHOOK_TIMEOUT_SECONDS": "1",
+    "DOWNSYNC_WEBHOOK_RETRY_BASE_SECONDS": "0.25",
+    "DOWNSYNC_WEBHOOK_RETRY_MAX_SECONDS": "2",
+    # ...and given up after a minute, so a receiver a test left behind is not called for the rest of the session.
+    "DOWNSYNC_WEBHOOK_RETRY_SECONDS": "60",
     # Several workers share a host in the tests: one that wants metrics asks for its own port.
     "DOWNSYNC_WORKER_METRICS_PORT": "0",
 }
