@@ -7,12 +7,19 @@ gone); accepted work is safe in the store either way, and a fresh worker picks i
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import time
 from types import FrameType
 
 log = logging.getLogger(__name__)
+
+
+def worker_environment() -> dict[str, str]:
+    # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and a worker's 16 threads
+    # held ~19 MB in them after ten minutes; two arenas cost no measurable speed here. An operator's setting wins.
+    return {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
 
 
 def supervise(command: list[str], max_delay: float = 30.0) -> int:
@@ -30,7 +37,7 @@ def supervise(command: list[str], max_delay: float = 30.0) -> int:
     delay = 1.0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, env=worker_environment())
         code = child.wait()
         # Only a stop we passed on ends supervision: Celery also exits with 0 after an "unrecoverable" error.
         if stopping:
