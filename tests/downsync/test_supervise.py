@@ -1,7 +1,8 @@
-"""The supervised worker starts with few malloc arenas unless the operator says otherwise."""
+"""Worker and API processes start with few malloc arenas unless the operator says otherwise."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -23,3 +24,14 @@ def test_the_worker_gets_two_malloc_arenas_by_default(monkeypatch: pytest.Monkey
 def test_an_operators_malloc_arena_max_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert worker_environment()["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_the_api_limits_its_own_arenas_and_its_uvicorn_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from downsync.cli import _few_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    _few_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # what `--workers N`'s processes inherit
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    _few_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "8"
