@@ -81,7 +81,6 @@ class CeleryQueue:
             return False
         return True
 
-
     def _message(self, channel: Any, placement_id: int, label: str | None) -> str:
         headers, properties, body, _ = self.app.amqp.as_task_v2(
             uuid(), CONVERGE_TASK, [placement_id], {}, argsrepr=f"({placement_id}, {label!r})" if label else None
