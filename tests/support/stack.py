@@ -41,6 +41,8 @@ TEST_SETTINGS = {
     "DOWNSYNC_DISPATCH_INTERVAL_SECONDS": "0.3",
     "DOWNSYNC_REDELIVER_SECONDS": "5",
     "DOWNSYNC_AVAILABILITY_DEADLINE_SECONDS": "3",
+    # Resolved addresses are trusted this long: short, so a test sees the cache both reused and refreshed.
+    "DOWNSYNC_ADDRESS_CACHE_SECONDS": "6",
     # Several workers share a host in the tests: one that wants metrics asks for its own port.
     "DOWNSYNC_WORKER_METRICS_PORT": "0",
 }
