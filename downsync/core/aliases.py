@@ -118,10 +118,12 @@ class Resolver:
         """Ask the directory for each address (at most ``concurrency`` at once, until ``deadline`` if given), record
         the answers, and return every address's primary address. An address without an answer stands for itself
         and is not cached; a strict lookup raises the first transient failure instead (the work is tried again).
-        A permanent refusal (the directory out of the account's reach) is no answer either, in both modes."""
+        A permanent refusal (the directory out of the account's reach) is no answer either, in both modes. Lookups
+        still under way at the deadline go on in the background, and cache their answers when they come."""
         answers: dict[str, str | None] = {}
         failures: list[TransientError] = []
         lock = threading.Lock()
+        late = threading.Event()
 
         def ask(address: str) -> None:
             try:
@@ -133,8 +135,12 @@ class Resolver:
             except GatewayError as error:
                 log.warning("the directory refused to resolve %s: %s", address, error.code)
                 return
+            answer = normal(primary) if primary else None
             with lock:
-                answers[address] = normal(primary) if primary else None
+                answers[address] = answer
+                after = late.is_set()
+            if after:
+                self._remember({address: answer}, strict=False)
 
         if len(addresses) == 1 and deadline is None:
             ask(addresses[0])
@@ -144,11 +150,11 @@ class Resolver:
                 futures = [pool.submit(ask, a) for a in addresses]
                 wait(futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
             finally:
-                # Answers that come after the deadline are not waited for (nor cached).
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=False)
         with lock:
             answered = dict(answers)
             first = failures[0] if failures else None
+            late.set()
         self._remember(answered, strict)
         if strict and first is not None:
             raise first

@@ -3,6 +3,7 @@ backend and a real store."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -166,3 +167,24 @@ def test_a_placement_resolves_once_then_only_the_store_is_read() -> None:
     world.clock.advance(SETTINGS.lease_seconds)
     world.settle()
     assert world.org.lookups == [ROBERT]
+
+
+def test_a_lookup_too_slow_for_the_deadline_stands_for_itself_and_is_cached_when_it_answers() -> None:
+    world = aliased()
+    tenant_id = world.tenant_id("acme")
+    inner = world.tenants[tenant_id].gateway
+
+    class Slow:
+        def resolve(self, address: str) -> str | None:
+            if address == ROBERT:
+                time.sleep(0.5)
+            return inner.resolve(address)
+
+    resolver = Resolver(world.engine, tenant_id, Slow(), 60, now=lambda: world.clock.now)  # type: ignore[arg-type]
+    assert resolver.lookup([ROBERT, ANN], strict=False, deadline=time.monotonic() + 0.2) == {ROBERT: ROBERT, ANN: ANN}
+    assert resolver.cached([ROBERT, ANN]) == {ANN: ANN}
+    for _ in range(100):  # the late answer is cached when it comes
+        if resolver.cached([ROBERT]):
+            break
+        time.sleep(0.05)
+    assert resolver.cached([ROBERT]) == {ROBERT: BOB}
