@@ -248,17 +248,21 @@ def read(session: Session, principal: Principal, event_id: str, organizer: str, 
 
 
 def as_written(attendees: tuple[Attendee, ...], written: list[str], resolver: Resolver) -> list[Attendee]:
-    """The organizer's attendees under the addresses the meeting was written with: Exchange keeps each person under
-    their primary address, once, however many of their addresses were listed; each listed address gets that
-    person's answer. Attendees the accepted state does not list (added in Outlook) stay as Exchange has them."""
+    """The organizer's attendees, in Exchange's order, under the addresses the meeting was written with: Exchange
+    keeps each person once, under their primary address, however many of their addresses were listed; each listed
+    address gets that person's answer. Attendees the accepted state does not list (added in Outlook) stay as
+    Exchange has them."""
     if not written or not attendees:
         return list(attendees)
     primaries = resolver.lookup([*written, *(a.email for a in attendees)], strict=False, deadline=time.monotonic() + 5)
-    held = {primaries[normal(a.email)]: a for a in attendees}
-    out = []
+    names: dict[str, list[str]] = {}
     for email in written:
-        person = held.get(primaries[normal(email)])
-        if person is not None:
-            out.append(replace(person, email=email))
-    listed = {primaries[normal(e)] for e in written}
-    return out + [a for a in attendees if primaries[normal(a.email)] not in listed]
+        names.setdefault(primaries[normal(email)], []).append(email)
+    out: list[Attendee] = []
+    for attendee in attendees:
+        listed = names.pop(primaries[normal(attendee.email)], None)
+        if listed is None or [normal(e) for e in listed] == [normal(attendee.email)]:
+            out.append(attendee)
+        else:
+            out.extend(replace(attendee, email=email) for email in listed)
+    return out
