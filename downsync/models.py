@@ -148,6 +148,9 @@ class Placement(SQLModel, table=True):
     first_tried_at: datetime | None = None
     # A message for this placement was handed to the broker then and not consumed yet.
     enqueued_at: datetime | None = None
+    # The primary address of the mailbox ``mailbox`` names, written by the first claim that resolved it and never
+    # changed: placements of one event with the same one are one mailbox, converged by one of them at a time.
+    resolved: str | None = Field(default=None, max_length=320)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -190,6 +193,19 @@ class JobResult(SQLModel, table=True):
     attempts: int = 0
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MailboxAddress(SQLModel, table=True):
+    """An address as the tenant's directory resolved it, trusted for ``DOWNSYNC_ADDRESS_CACHE_SECONDS``: the primary
+    address of the mailbox it names, or None when the directory has no such mailbox (it then stands for itself)."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id")
+    address: str = Field(max_length=320)  # lower-cased
+    primary_address: str | None = Field(default=None, max_length=320)  # lower-cased
+    resolved_at: datetime = Field(default_factory=utcnow)
 
 
 # --- result webhooks ---------------------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    # How long an address's resolution (the primary address of the mailbox it names, or that it names none) is
+    # trusted before the directory is asked again; 0 asks every time it is needed.
+    address_cache_seconds: float = Field(default=86400.0, ge=0)
     # A worker's claim on a placement lives this long unless renewed (every third of it) while it works;
     # a killed or stalled worker's work is runnable again this soon.
     lease_seconds: float = Field(default=15.0, ge=1)

@@ -12,6 +12,7 @@ from api_shim.availability.schemas import AttendeeQuery
 from api_shim.errors import ApiError
 from api_shim.fields import format_time
 from downsync import metrics
+from downsync.core.aliases import Resolver, bound
 from downsync.core.converge import TenantUnusable
 from downsync.core.model import Busy
 from downsync.models import Tenant
@@ -54,9 +55,15 @@ def answer(
         gateway = gateway_for(tenant, settings)
     except TenantUnusable as exc:
         raise ApiError(500, "ErrorInternalServerError", str(exc)) from exc
-    session.close()  # the lookup may take seconds; it needs no connection to the store
-    # Each address is asked once, however often it is listed.
-    unique = list(dict.fromkeys(e.email.lower() for e in entries))
+    resolver = Resolver(bound(session), tenant_id, gateway, settings.address_cache_seconds)
+    session.close()  # the lookup may take seconds; it needs no connection to the store but the resolver's own
+    # Each mailbox is asked once, however often and under however many of its addresses it is listed; an address
+    # the directory did not resolve in time (a third of the deadline at most) stands for itself.
+    written = list(dict.fromkeys(e.email.lower() for e in entries))
+    primaries = resolver.lookup(
+        written, strict=False, deadline=time.monotonic() + max(0.0, deadline - time.monotonic()) / 3
+    )
+    unique = list(dict.fromkeys(primaries[a] for a in written))
     answers = gateway.free_busy(unique, start, end, deadline)
     late = sum(1 for a in answers.values() if a.code == "ErrorTimeout")
     if late:
@@ -65,7 +72,7 @@ def answer(
     fail_open = (on_error or tenant.availability_on_error) == "free"
     out: list[dict[str, object]] = []
     for entry in entries:
-        found = answers[entry.email.lower()]
+        found = answers[primaries[entry.email.lower()]]
         if found.code == "NoError":
             spans = merged(found.spans, start, end, busy_types)
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from dataclasses import replace
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -12,9 +14,11 @@ from api_shim.errors import ApiError
 from api_shim.fields import format_time
 from api_shim.meeting.schemas import AttendeeView, MeetingCreate, MeetingPatch, MeetingView
 from downsync.auth import Principal
+from downsync.core.aliases import Resolver, bound, normal
 from downsync.core.converge import TenantUnusable
 from downsync.core.errors import MAILBOX_NOT_FOUND, GatewayError
 from downsync.core.model import MEETING, Invitee, Meeting, Tag
+from downsync.core.model import AttendeeView as Attendee
 from downsync.jobs import Accepted, Listed, accept_write
 from downsync.models import Event, Job, Placement, Tenant
 from downsync.settings import Settings
@@ -212,6 +216,11 @@ def read(session: Session, principal: Principal, event_id: str, organizer: str, 
     except TenantUnusable as exc:
         raise ApiError(500, "ErrorInternalServerError", str(exc)) from exc
     tag = Tag(tenant.tag_id, KIND, event_id)
+    event = session.exec(
+        select(Event).where(Event.tenant_id == tenant.id, Event.kind == KIND, Event.event_id == event_id)
+    ).first()
+    written = [a["email"] for a in (event.desired.get("attendees") or [])] if event is not None else []
+    resolver = Resolver(bound(session), tenant.id or 0, gateway, settings.address_cache_seconds)
     session.close()
     try:
         view = gateway.read_meeting(organizer, tag)
@@ -233,6 +242,27 @@ def read(session: Session, principal: Principal, event_id: str, organizer: str, 
         endTime=format_time(view.end),
         attendees=[
             AttendeeView(email=a.email, isRequired="true" if a.required else "false", response=a.response)
-            for a in view.attendees
+            for a in as_written(view.attendees, written, resolver)
         ],
     )
+
+
+def as_written(attendees: tuple[Attendee, ...], written: list[str], resolver: Resolver) -> list[Attendee]:
+    """The organizer's attendees, in Exchange's order, under the addresses the meeting was written with: Exchange
+    keeps each person once, under their primary address, however many of their addresses were listed; each listed
+    address gets that person's answer. Attendees the accepted state does not list (added in Outlook) stay as
+    Exchange has them."""
+    if not written or not attendees:
+        return list(attendees)
+    primaries = resolver.lookup([*written, *(a.email for a in attendees)], strict=False, deadline=time.monotonic() + 5)
+    names: dict[str, list[str]] = {}
+    for email in written:
+        names.setdefault(primaries[normal(email)], []).append(email)
+    out: list[Attendee] = []
+    for attendee in attendees:
+        listed = names.pop(primaries[normal(attendee.email)], None)
+        if listed is None or [normal(e) for e in listed] == [normal(attendee.email)]:
+            out.append(attendee)
+        else:
+            out.extend(replace(attendee, email=email) for email in listed)
+    return out

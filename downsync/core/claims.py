@@ -5,6 +5,11 @@ that mailbox's item, and its outcome is recorded only if the lease is still its 
 holder vanished (killed, stalled, cut off from the store) ends when its lease expires, which is what
 makes the work runnable again; whatever that holder sent may still land until then, so the next claim
 inherits that moment as ``inflight_until``.
+
+Two placements of one event whose addresses name one mailbox (``resolved``, the mailbox's primary address)
+are *siblings*: one mailbox, converged by one of them at a time. A claim commits its lease before it looks
+at its siblings' (``siblings``), and a placement's ``resolved`` is committed before its own look, so of two
+siblings claimed at once at least one sees the other and steps aside (``Outcome.aside``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, exists, false, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from downsync.models import PENDING, Event, JobResult, Placement
@@ -36,6 +42,13 @@ class Claim:
     event_id: str
     desired: dict[str, Any] | None  # None: the mailbox must not hold the event
     correlation_id: str = "-"
+    # The primary address of the mailbox, once a claim resolved it (None before), and whether another placement of
+    # the event had resolved to the same one when this claim was taken.
+    resolved: str | None = None
+    siblings: bool = False
+    # The event's latest state and the addresses that must hold it, whatever this placement's own part.
+    state: dict[str, Any] | None = None
+    present: tuple[str, ...] = ()
 
 
 def claim(session: Session, placement_id: int, token: str, now: datetime, lease_seconds: float) -> Claim | None:
@@ -68,13 +81,27 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
             col(Placement.attempts),
             col(Placement.first_tried_at),
             col(Placement.inflight_until),
+            col(Placement.resolved),
         )
     ).first()
     if row is None:
         return None
     # Read after the claim: a write accepted meanwhile only makes the state converged to newer.
     columns = (Event.version, Event.kind, Event.event_id, Event.desired, Event.present, Event.correlation_id)
-    event: Any = session.exec(select(*(col(c) for c in columns)).where(col(Event.id) == row.event_pk)).one()
+    # Siblings whose address was resolved before this claim: in the same statement, so the common case (none) costs
+    # no round trip. One resolving now commits before it looks for this claim's lease (``pin_address``).
+    sibling = (
+        exists().where(
+            col(Placement.event_pk) == row.event_pk,
+            col(Placement.resolved) == row.resolved,
+            col(Placement.id) != placement_id,
+        )
+        if row.resolved is not None
+        else false()
+    )
+    event: Any = session.execute(
+        sa_select(*(col(c) for c in columns), sibling.label("siblings")).where(col(Event.id) == row.event_pk)
+    ).one()
     return Claim(
         token=token,
         placement_id=placement_id,
@@ -90,7 +117,71 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         event_id=event.event_id,
         desired=dict(event.desired) if row.mailbox in event.present else None,
         correlation_id=event.correlation_id,
+        resolved=row.resolved,
+        siblings=bool(event.siblings),
+        state=dict(event.desired),
+        present=tuple(event.present),
     )
+
+
+def pin_address(session: Session, claim: Claim, primary: str) -> str | None:
+    """Record the mailbox this placement converges, once and for good; returns it (None if the lease was lost).
+
+    The event's row, then every committed sibling's, are locked first (the event first, as accepting a write locks
+    it): a sibling's claim under way finishes before this commits, and one starting after it sees this placement.
+    """
+    session.exec(select(Event.id).where(col(Event.id) == claim.event_pk).with_for_update())
+    session.exec(
+        select(Placement.id)
+        .where(
+            col(Placement.event_pk) == claim.event_pk,
+            col(Placement.resolved) == primary,
+            col(Placement.id) != claim.placement_id,
+        )
+        .order_by(col(Placement.id))
+        .with_for_update()
+    ).all()
+    row = session.exec(
+        update(Placement)
+        .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
+        .values(resolved=func.coalesce(Placement.resolved, primary))
+        .returning(col(Placement.resolved))
+    ).first()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class Sibling:
+    id: int
+    mailbox: str
+    leased: bool  # claimed now, or by a worker that vanished and whose lease has not been taken over yet
+    inflight_until: datetime | None
+
+
+def siblings(session: Session, claim: Claim, primary: str) -> list[Sibling]:
+    """The event's other placements converging the same mailbox; read after this claim's lease was committed."""
+    rows = session.exec(
+        select(Placement.id, Placement.mailbox, Placement.lease_token, Placement.inflight_until).where(
+            col(Placement.event_pk) == claim.event_pk,
+            col(Placement.resolved) == primary,
+            col(Placement.id) != claim.placement_id,
+        )
+    ).all()
+    return [Sibling(pid or 0, mailbox, token is not None, until) for pid, mailbox, token, until in rows]
+
+
+def pinned(session: Session, event_pk: int, mailboxes: list[str]) -> dict[str, str]:
+    """The mailbox each of these addresses' placements converges, where a claim has resolved it."""
+    if not mailboxes:
+        return {}
+    rows = session.exec(
+        select(Placement.mailbox, Placement.resolved).where(
+            col(Placement.event_pk) == event_pk,
+            col(Placement.mailbox).in_(mailboxes),
+            col(Placement.resolved).is_not(None),
+        )
+    ).all()
+    return {mailbox: resolved for mailbox, resolved in rows if resolved is not None}
 
 
 def renew(session: Session, tokens: Iterable[str], now: datetime, lease_seconds: float) -> set[str]:
@@ -116,6 +207,8 @@ class Outcome:
     item_id: str | None = None
     due_at: datetime | None = None  # the next run: a retry, or a check for a late-landing write
     inflight_until: datetime | None = None
+    # The claim stepped aside for a sibling converging the same mailbox: nothing was tried, so no attempt counts.
+    aside: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +229,8 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
         "due_at": case((col(Placement.target_version) > claim.target, now), else_=outcome.due_at),
         "updated_at": now,
     }
+    if outcome.aside:
+        values["attempts"] = Placement.attempts - 1
     if final:
         values |= {
             "done_version": case(
@@ -154,7 +249,9 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
     ).first()
     if row is None:
         return None
-    results: dict[str, Any] = {"attempts": JobResult.attempts + 1, "message": outcome.message, "updated_at": now}
+    results: dict[str, Any] = {"message": outcome.message, "updated_at": now}
+    if not outcome.aside:
+        results["attempts"] = JobResult.attempts + 1
     if final:
         results["error_code"] = outcome.code
     jobs = session.exec(

@@ -6,6 +6,11 @@ lease is still ours. Failures are sorted here: the store's are retried (nothing 
 runs out and the work is due again), Exchange's transient ones retried after a back-off never shorter
 than the server asked, within a time budget that throttling alone never exhausts, permanent ones
 recorded, and anything else is a bug, reported once and recorded as ErrorInternalServerError.
+
+A placement converges the mailbox its address names (``Placement.resolved``, its primary address), so two
+addresses of one mailbox in one event are one mailbox: converged by one placement at a time (the other steps
+aside), to the event's state if any of the event's present addresses names it, and a meeting invites each
+person once however many of their addresses are listed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, exists
@@ -24,11 +29,12 @@ from sqlmodel import col, select
 
 from downsync import metrics, observability
 from downsync.core import plan
-from downsync.core.claims import Claim, Outcome, claim, release
+from downsync.core.aliases import Resolver, normal
+from downsync.core.claims import Claim, Outcome, claim, pin_address, pinned, release, siblings
 from downsync.core.errors import Conflict, PermanentError, TransientError, UnclearOutcome
 from downsync.core.gateway import CalendarGateway
 from downsync.core.leases import LeaseKeeper, LeaseLost
-from downsync.core.model import MEETING, Appointment, Meeting, Tag
+from downsync.core.model import MEETING, Appointment, Invitee, Meeting, Tag
 from downsync.core.throttle import Deferred, GatedGateway, MailboxGate
 from downsync.db import session_scope
 from downsync.jobs import close_jobs
@@ -206,13 +212,73 @@ class Converger:
             ).one()
         return not other
 
+    def _mailbox(self, claimed: Claim, resolver: Resolver) -> tuple[str, bool]:
+        """The mailbox the placement converges, and whether it may share it with a sibling. Pinned by the first
+        claim that resolved it and never changed: another mailbox later would leave the first one's item to
+        nobody, or remove one a sibling wrote."""
+        if claimed.resolved is not None:
+            return claimed.resolved, claimed.siblings
+        primary = resolver.lookup([claimed.mailbox])[normal(claimed.mailbox)]
+        with session_scope(self.engine) as session:
+            mailbox = pin_address(session, claimed, primary)
+        if mailbox is None:
+            raise LeaseLost(claimed.token)
+        return mailbox, True  # a sibling resolving at the same moment is only seen once this has committed
+
+    def _turn(self, claimed: Claim, mailbox: str) -> Outcome | datetime | None:
+        """Whether this claim may converge a mailbox its siblings share: an outcome stepping aside while one of them
+        holds (or held, and vanished with) a lease; else when a write of theirs may last have been sent, if ever."""
+        with session_scope(self.engine) as session:
+            others = siblings(session, claimed, mailbox)
+        now = self.now()
+        busy = [s for s in others if s.leased or (s.inflight_until is not None and s.inflight_until > now)]
+        if busy:
+            # Of two siblings stepping aside for each other, the older placement comes back first.
+            later = all(s.id > claimed.placement_id for s in busy)
+            delay = (1.0 if later else 2.0) + random.uniform(0.0, 0.5)
+            metrics.RETRIES.labels("alias").inc()
+            log.info("mailbox %s: %s is being written for this event; again in %.1f s", mailbox, busy[0].mailbox, delay)
+            return Outcome(
+                None,
+                f"waiting: {busy[0].mailbox} names the same mailbox and is being written",
+                due_at=now + timedelta(seconds=delay),
+                inflight_until=claimed.inflight_until,
+                aside=True,
+            )
+        return max((s.inflight_until for s in others if s.inflight_until is not None), default=None)
+
+    def _held_by_alias(self, claimed: Claim, mailbox: str, resolver: Resolver) -> bool:
+        """Whether another address that must hold the event names this mailbox: then it keeps the event."""
+        others = [m for m in claimed.present if m != claimed.mailbox]
+        if not others:
+            return False
+        with session_scope(self.engine) as session:
+            known = pinned(session, claimed.event_pk, others)
+        rest = [m for m in others if m not in known]
+        if rest:
+            known |= resolver.lookup(rest)
+        return mailbox in known.values()
+
     def _apply(self, claimed: Claim, tenant: TenantContext, unsettled: datetime | None) -> Outcome:
-        gateway, mailbox = GatedGateway(tenant.gateway, self.gate), claimed.mailbox
+        gateway = GatedGateway(tenant.gateway, self.gate)
+        resolver = Resolver(self.engine, claimed.tenant_id, gateway, self.settings.address_cache_seconds, now=self.now)
+        mailbox, shared = self._mailbox(claimed, resolver)
+        if shared:
+            turn = self._turn(claimed, mailbox)
+            if isinstance(turn, Outcome):
+                return turn
+            if turn is not None and turn + timedelta(seconds=self.settings.settle_seconds) > self.now():
+                # A sibling's write may still land here: no create before it no longer can, as for one's own.
+                theirs = turn + timedelta(seconds=self.settings.settle_seconds)
+                unsettled = max(unsettled, theirs) if unsettled is not None else theirs
+        wanted = claimed.desired
+        if wanted is None and claimed.state and self._held_by_alias(claimed, mailbox, resolver):
+            wanted = claimed.state
         tag = Tag(tenant.tag_id, claimed.kind, claimed.event_id)
         is_meeting = claimed.kind == MEETING
         desired: Appointment | Meeting | None = None
-        if claimed.desired is not None:
-            desired = Meeting.from_json(claimed.desired) if is_meeting else Appointment.from_json(claimed.desired)
+        if wanted is not None:
+            desired = Meeting.from_json(wanted) if is_meeting else Appointment.from_json(wanted)
         fingerprint = desired.fingerprint if desired is not None else None
         adopt: bool | None = None
         note: str | None = None
@@ -246,7 +312,7 @@ class Converger:
                     inflight_until=claimed.inflight_until,
                 )
             try:
-                item_id, note = self._write(claimed, gateway, tag, desired, decision)
+                item_id, note = self._write(claimed, mailbox, gateway, resolver, tag, desired, decision)
             except Conflict as conflict:
                 log.info("mailbox %s: %s; reading again", mailbox, conflict.code)
                 continue
@@ -264,13 +330,15 @@ class Converger:
     def _write(
         self,
         claimed: Claim,
+        mailbox: str,
         gateway: CalendarGateway,
+        resolver: Resolver,
         tag: Tag,
         desired: Appointment | Meeting | None,
         decision: plan.Decision,
     ) -> tuple[str | None, str | None]:
         """Carry out the decision's write; returns the item the mailbox now holds and a note for the result."""
-        mailbox, check = claimed.mailbox, self.leases.check
+        check = self.leases.check
         if decision.action == plan.NOTHING:
             return (decision.target.ref.id if decision.target else None), None
         key = f"{tag.tenant}.{claimed.placement_id}.{claimed.target}"
@@ -280,8 +348,9 @@ class Converger:
                 check(claimed.token)
                 ref = gateway.create_meeting_draft(mailbox, tag, desired, key)
             assert ref is not None
+            invited = once_each(desired, mailbox, resolver)
             check(claimed.token)
-            sent, note = gateway.send_meeting(mailbox, ref, tag, desired)
+            sent, note = gateway.send_meeting(mailbox, ref, tag, invited)
             return sent.id, note
         assert isinstance(desired, Appointment)
         check(claimed.token)
@@ -289,3 +358,24 @@ class Converger:
             return gateway.create_appointment(mailbox, tag, desired, key).id, None
         assert decision.target is not None
         return gateway.update_appointment(mailbox, decision.target.ref, tag, desired).id, None
+
+
+def once_each(meeting: Meeting, organizer: str, resolver: Resolver) -> Meeting:
+    """The meeting with each person invited once: attendees whose addresses name one mailbox become the first of
+    them (required if any was), and the organizer's own mailbox is nobody's attendee. It keeps the accepted
+    state's fingerprint, so an unchanged meeting still reads as unchanged however its addresses resolve."""
+    if not meeting.attendees:
+        return meeting
+    primaries = resolver.lookup(a.email for a in meeting.attendees)
+    people: dict[str, Invitee] = {}
+    for attendee in meeting.attendees:
+        primary = primaries[normal(attendee.email)]
+        if primary == organizer:
+            continue
+        first = people.get(primary)
+        people[primary] = Invitee(
+            first.email if first else attendee.email, attendee.required or (first is not None and first.required)
+        )
+    if len(people) == len(meeting.attendees):
+        return meeting
+    return replace(meeting, attendees=tuple(people.values()), written_as=meeting.fingerprint)

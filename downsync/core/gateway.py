@@ -60,6 +60,11 @@ class CalendarGateway(Protocol):
         """The tagged meeting as the organizer's calendar holds it now, or None."""
         ...
 
+    def resolve(self, address: str) -> str | None:
+        """The primary address of the mailbox ``address`` names (any of its addresses), as the directory spells it;
+        None when the directory has no such mailbox, which is an answer, not a failure."""
+        ...
+
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float
     ) -> dict[str, FreeBusy]:

@@ -85,6 +85,9 @@ class Meeting:
     attendees: tuple[Invitee, ...] = ()
     # An online meeting (MS Teams) where the backend can make one; elsewhere the location stays text.
     online: bool = False
+    # The fingerprint of the accepted state this one was derived from (attendees merged by mailbox): the item
+    # carries it, so that state keeps matching what was written.
+    written_as: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Meeting:
@@ -111,6 +114,8 @@ class Meeting:
 
     @property
     def fingerprint(self) -> str:
+        if self.written_as is not None:
+            return self.written_as
         data = self.to_json()
         data["attendees"] = sorted((a["email"].lower(), a["required"]) for a in data["attendees"])
         if not self.online:

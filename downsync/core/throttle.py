@@ -134,7 +134,7 @@ class MailboxGate:
 
 
 class GatedGateway:
-    """A tenant's gateway whose calls to one mailbox go through the gate (``free_busy`` spans many: it is not)."""
+    """A tenant's gateway whose calls to one mailbox go through the gate (``free_busy`` and ``resolve`` are not)."""
 
     def __init__(self, gateway: CalendarGateway, gate: MailboxGate) -> None:
         self.gateway = gateway
@@ -168,6 +168,10 @@ class GatedGateway:
 
     def read_meeting(self, organizer: str, tag: Tag) -> MeetingView | None:
         return self._call(organizer, lambda: self.gateway.read_meeting(organizer, tag))
+
+    def resolve(self, address: str) -> str | None:
+        # A directory lookup, not a call to the mailbox: not gated (as free_busy).
+        return self.gateway.resolve(address)
 
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float

@@ -47,6 +47,8 @@ TEST_SETTINGS = {
     "DOWNSYNC_WEBHOOK_RETRY_MAX_SECONDS": "2",
     # ...and given up after a minute, so a receiver a test left behind is not called for the rest of the session.
     "DOWNSYNC_WEBHOOK_RETRY_SECONDS": "60",
+    # Resolved addresses are trusted this long: short, so a test sees the cache both reused and refreshed.
+    "DOWNSYNC_ADDRESS_CACHE_SECONDS": "6",
     # Several workers share a host in the tests: one that wants metrics asks for its own port.
     "DOWNSYNC_WORKER_METRICS_PORT": "0",
 }

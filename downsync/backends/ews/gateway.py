@@ -13,6 +13,7 @@ from downsync.backends import OpenContext
 from downsync.backends.ews import EwsOptions
 from downsync.backends.ews.availability import EwsAvailability
 from downsync.backends.ews.connection import Connection, account
+from downsync.backends.ews.directory import resolve_address
 from downsync.backends.ews.errors import raising
 from downsync.backends.ews.items import (
     TAG_FIELDS,
@@ -186,6 +187,9 @@ class EwsGateway:
 
     def read_meeting(self, organizer: str, tag: Tag) -> MeetingView | None:
         return _call(False, lambda: read_meeting(self._account(organizer), tag))
+
+    def resolve(self, address: str) -> str | None:
+        return _call(False, lambda: resolve_address(self.connection, address, self.connection.timeout))
 
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float

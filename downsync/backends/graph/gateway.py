@@ -13,7 +13,7 @@ from downsync.backends import OpenContext
 from downsync.backends.graph import GraphOptions, events
 from downsync.backends.graph.client import UTC_PREFERENCE, GraphClient
 from downsync.backends.graph.schedule import GraphAvailability
-from downsync.core.errors import Conflict
+from downsync.core.errors import MAILBOX_NOT_FOUND, Conflict, PermanentError
 from downsync.core.model import Appointment, Found, FreeBusy, ItemRef, Meeting, MeetingView, Tag
 
 TEAMS_REFUSED = (
@@ -149,6 +149,25 @@ class GraphGateway:
             headers={"Prefer": f'{UTC_PREFERENCE}, outlook.body-content-type="text"'},
         )
         return events.meeting_view(event)
+
+    def resolve(self, address: str) -> str | None:
+        # The calendar's owner is the mailbox's primary address, and reading it needs only the calendar permission
+        # the app has anyway.
+        try:
+            calendar = self.client.call("GET", f"{user(address)}/calendar", address, params={"$select": "owner"})
+            owner = ((calendar or {}).get("owner") or {}).get("address")
+            if owner:
+                return str(owner)
+        except PermanentError as error:
+            if error.code == MAILBOX_NOT_FOUND:
+                return None
+        # The mailbox exists but its calendar is out of the app's reach (its access policy, hosted on-premises): the
+        # directory knows it too, if the app may read users.
+        try:
+            found = self.client.call("GET", user(address), address, params={"$select": "mail"})
+        except PermanentError:
+            return None
+        return str((found or {}).get("mail") or "") or None
 
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float

@@ -70,14 +70,23 @@ class Organisation:
         self.calendars: dict[str, dict[str, Item]] = {}
         self.messages: list[Message] = []
         self.missing: set[str] = set()  # addresses that are no mailbox
+        # More addresses of mailboxes (alias -> primary): any of them names the mailbox, as in Exchange.
+        self.aliases: dict[str, str] = {}
+        # Directory lookups (``resolve``), kept apart from the mailbox calls: they reach no mailbox.
+        self.lookups: list[str] = []
+        self.directory_down = False  # every lookup fails, transiently
         self.intercept: Interceptor | None = None
         self.in_flight: list[Callable[[], None]] = []
         self.calls: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
         self.lock = threading.RLock()
 
+    def primary(self, address: str) -> str:
+        address = address.strip().lower()
+        return self.aliases.get(address, address)
+
     def calendar(self, mailbox: str) -> dict[str, Item]:
-        mailbox = mailbox.lower()
+        mailbox = self.primary(mailbox)
         if mailbox in self.missing:
             raise PermanentError(MAILBOX_NOT_FOUND, f"{mailbox} is not a mailbox of the organisation")
         return self.calendars.setdefault(mailbox, {})
@@ -202,9 +211,12 @@ class MemoryGateway:
         def action() -> ItemRef:
             item = self._item(organizer, ref)
             before = set(item.attendees) if item.sent else set()
-            item.attendees = {a.email.lower(): a.required for a in state.attendees}
+            # Kept under their primary address, as Exchange resolves recipients; but, as Exchange would, every entry
+            # of the list is sent its own message: a person listed under two addresses hears it twice.
+            people = [(self.org.primary(a.email), a.required) for a in state.attendees]
+            item.attendees = dict(people)
             self._rewrite(item, tag, state)
-            for email in item.attendees:
+            for email, _ in people:
                 self.org.send(item, "update" if email in before else "request", email, organizer)
             for email in sorted(before - set(item.attendees)):
                 self.org.send(item, "cancel", email, organizer)
@@ -246,6 +258,14 @@ class MemoryGateway:
             )
 
         return self.org.perform("read", organizer, action, write=False)
+
+    def resolve(self, address: str) -> str | None:
+        with self.org.lock:
+            self.org.lookups.append(address.strip().lower())
+            if self.org.directory_down:
+                raise TransientError("ErrorInternalServerTransientError", "the directory did not answer")
+            primary = self.org.primary(address)
+            return None if primary in self.org.missing else primary
 
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float
