@@ -1,10 +1,10 @@
 """Each mailbox's turn and Exchange's back-offs, shared by every worker through the broker's Redis (the core's
 ``BackOffBoard``).
 
-Two keys per mailbox: whose call is under way (expiring after the longest call, so a killed worker cannot keep
-the turn) and when it may be called again (expiring then, so mailboxes throttled once do not pile up). Taking a
-turn is one round trip and giving it back another. Redis being unreachable never stops a call: each worker still
-honours what it was told itself.
+Two keys per mailbox: whose call is under way (expiring with the holder's lease, so a killed or stalled worker
+cannot keep the turn) and when it may be called again (expiring then, so mailboxes throttled once do not pile up).
+Taking a turn is one round trip and giving it back another. Redis being unreachable never stops a call: each worker
+still honours what it was told itself.
 """
 
 from __future__ import annotations

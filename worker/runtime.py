@@ -40,11 +40,10 @@ def converger() -> Converger:
         TenantDirectory(get_engine(), settings),
         settings,
         leases(),
-        # One call at a time per mailbox across every worker, and a back-off told to one holds in all; a turn is
-        # held no longer than a call can take, so a killed worker's lapses.
-        gate=MailboxGate(
-            board=RedisBackOffBoard(settings.redis_url), hold_seconds=settings.exchange_timeout_seconds + 5
-        ),
+        # One call at a time per mailbox across every worker, and a back-off told to one holds in all. A turn lapses
+        # with the lease of the worker holding it: a killed or stalled worker holds up the mailbox no longer than
+        # its own work, and the lease, not the turn, is what keeps a second create away.
+        gate=MailboxGate(board=RedisBackOffBoard(settings.redis_url), hold_seconds=settings.lease_seconds),
         announce=functools.partial(announce_final, settings.redis_url),
     )
 
