@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,24 +60,48 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
 class CeleryQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
+        # One broker connection and channel kept for the process: opening a channel per write (a connection from
+        # the pool, a PING, channel set-up) cost more than pushing the messages. Dropped on any broker error.
+        self._lock = threading.Lock()
+        self._open: tuple[Any, Any] | None = None
+
+    def _channel(self) -> Any:
+        with self._lock:
+            if self._open is None:
+                connection = self.app.connection_for_write()
+                try:
+                    # One try: a broker that is down fails the call at once instead of after the connect timeout's
+                    # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
+                    connection.ensure_connection(max_retries=0)
+                    self._open = (connection, connection.default_channel)
+                except BaseException:
+                    connection.release()
+                    raise
+            return self._open[1]
+
+    def _drop(self) -> None:
+        with self._lock:
+            opened, self._open = self._open, None
+        if opened is not None:
+            try:
+                opened[0].release()
+            except Exception:  # already broken: nothing more to release
+                log.debug("broker connection not released cleanly", exc_info=True)
 
     def enqueue(self, placement_ids: Sequence[int], labels: Mapping[int, str] | None = None) -> bool:
         """``labels`` name each placement for people (Flower shows them as the task's arguments)."""
         if not placement_ids:
             return True
         try:
-            with self.app.connection_for_write() as connection:
-                # One try: a broker that is down fails the call at once instead of after the connect timeout's
-                # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
-                connection.ensure_connection(max_retries=0)
-                channel = connection.default_channel
-                # Every message in one round trip (a 1000-mailbox write sends 1000): Celery's own task messages,
-                # as send_task would build them, pushed onto the queue's Redis list through one pipeline.
-                with channel.client.pipeline(transaction=False) as pipe:
-                    for placement_id in placement_ids:
-                        pipe.lpush(QUEUE, self._message(channel, placement_id, (labels or {}).get(placement_id)))
-                    pipe.execute()
+            channel = self._channel()
+            # Every message in one round trip (a 1000-mailbox write sends 1000): Celery's own task messages,
+            # as send_task would build them, pushed onto the queue's Redis list through one pipeline.
+            with channel.client.pipeline(transaction=False) as pipe:
+                for placement_id in placement_ids:
+                    pipe.lpush(QUEUE, self._message(channel, placement_id, (labels or {}).get(placement_id)))
+                pipe.execute()
         except (OperationalError, KombuError, RedisError, OSError) as exc:
+            self._drop()
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False
         return True

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from pathlib import Path
 
-from downsync.embedded import free_port
-from downsync.queue import CeleryQueue, make_celery
+import redis
+
+from downsync.embedded import free_port, start_redis
+from downsync.queue import CONVERGE_TASK, QUEUE, CeleryQueue, make_celery
 from downsync.settings import Settings
 
 
@@ -16,3 +21,26 @@ def test_a_broker_that_is_down_is_reported_at_once_not_after_the_connect_retries
         started = time.monotonic()
         assert queue.enqueue([1, 2]) is False
         assert time.monotonic() - started < 0.5
+
+
+def test_the_kept_channel_is_dropped_when_the_broker_restarts_and_the_next_enqueue_opens_a_new_one(
+    tmp_path: Path,
+) -> None:
+    server = start_redis(tmp_path / "redis")
+    try:
+        queue = CeleryQueue(make_celery(Settings(environment="test", redis_url=server.url)))
+        client = redis.Redis.from_url(server.url)
+        assert queue.enqueue([1, 2]) is True
+        assert client.llen(QUEUE) == 2
+        server.stop()
+        assert queue.enqueue([3]) is False
+        server = start_redis(tmp_path / "redis", port=server.port)
+        assert queue.enqueue([4, 5]) is True
+        client = redis.Redis.from_url(server.url)
+        pushed = [json.loads(m) for m in client.lrange(QUEUE, 0, -1)]
+        # Celery's own task messages, one per placement, each with its own delivery tag.
+        assert sorted(m["headers"]["task"] for m in pushed) == [CONVERGE_TASK, CONVERGE_TASK]
+        assert sorted(json.loads(base64.b64decode(m["body"]))[0][0] for m in pushed) == [4, 5]
+        assert len({m["properties"]["delivery_tag"] for m in pushed}) == 2
+    finally:
+        server.stop()
