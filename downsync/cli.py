@@ -367,7 +367,9 @@ def api(host: str, port: int, workers: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, supervise: bool, dispatch: bool) -> None:
     """Run a Celery worker; Celery's own options (--concurrency, --pool, -Q, ...) pass through."""
-
+    # Before anything reads the settings: a worker retries whatever a dead pooled connection fails (an operator's
+    # DOWNSYNC_DATABASE_PRE_PING wins).
+    os.environ.setdefault("DOWNSYNC_DATABASE_PRE_PING", "false")
     _check_store()
     if supervise:
         child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise"]

@@ -38,7 +38,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 @functools.cache
 def get_engine(url: str | None = None) -> Engine:
-    url = url or get_settings().database_url
+    settings = get_settings()
+    url = url or settings.database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -49,7 +50,7 @@ def get_engine(url: str | None = None) -> Engine:
         # version) never interleaves with another process's; readers still proceed under WAL.
         event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=settings.database_pre_ping, pool_size=10, max_overflow=20)
 
 
 @contextmanager

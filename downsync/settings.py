@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     sentry_dsn: SecretStr | None = None
+    # Test each pooled connection with a round trip before use: a store that restarted then costs an API caller
+    # nothing. ``downsync worker`` turns it off (a round trip per transaction, ~1/6 of a placement's store time);
+    # a dead connection there fails one transaction, which is retried like any store blip.
+    database_pre_ping: bool = True
 
     # Postbacks and meetings: how long a write call waits for its mailboxes before answering 202.
     postback_wait_seconds: float = Field(default=10.0, ge=0, le=60)
