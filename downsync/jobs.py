@@ -212,6 +212,9 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
     and closes it."""
     closed_now: list[str] = []
     for job_id in sorted(set(job_ids)):
+        left = select(JobResult.id).where(JobResult.job_id == job_id, JobResult.error_code == PENDING).exists()
+        if session.exec(select(left)).one():
+            continue  # the common case, while a large job's other mailboxes are under way: one index probe
         total, pending, ok = session.exec(
             select(
                 func.count(),

@@ -178,10 +178,12 @@ class JobResult(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobresult_pending", "tenant_id", "mailbox", "error_code"),
         Index("ix_jobresult_placement", "event_pk", "mailbox", "error_code"),
+        # Whether a job has a pending result left: asked each time one of its placements finishes.
+        Index("ix_jobresult_job", "job_id", "error_code"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    job_id: str = Field(foreign_key="job.id", max_length=32)
     tenant_id: int = Field(foreign_key="tenant.id")
     # The job's event and version, so a worker finishes a placement's results without reading the jobs.
     event_pk: int = Field(foreign_key="event.id")

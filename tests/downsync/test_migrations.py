@@ -99,3 +99,22 @@ def test_0004_moves_ews_settings_into_backend_options_and_keeps_work_due(store_u
     assert options.password.get_secret_value() == "s3cret"
     assert due == {1: True, 2: False}  # the unfinished placement is due at once, the finished one rests
     assert tuple(result) == (1, 2)
+
+
+def test_the_migrations_build_the_store_the_models_describe(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import downsync.models  # noqa: F401  (every table on the metadata)
+
+    command.upgrade(alembic_config(store_url), "head")
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    finally:
+        engine.dispose()
+    # Type and nullability differences of SQLite aside, an index or table the models name must exist and vice versa.
+    structural = [d for d in differences if isinstance(d, tuple) and d[0].startswith(("add_", "remove_"))]
+    assert structural == []
