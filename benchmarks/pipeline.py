@@ -334,7 +334,12 @@ def main() -> int:
     figures: dict[str, Any] = {}
     # The production default for the address cache: the test stack's 6 s would send most placements of a run to
     # the directory after all, whatever was filled in first.
-    settings = {"DOWNSYNC_WORKER_METRICS_PORT": "0", "DOWNSYNC_ADDRESS_CACHE_SECONDS": "86400"}
+    # And no tenant write limit (100/s by default): the runs post as fast as the API accepts.
+    settings = {
+        "DOWNSYNC_WORKER_METRICS_PORT": "0",
+        "DOWNSYNC_ADDRESS_CACHE_SECONDS": "86400",
+        "DOWNSYNC_RATE_LIMIT_WRITES": "1000000/second",
+    }
     with harness("pipeline", "ews", workers=1, settings=settings) as h:
         h.sim.fault(latencyMs=args.latency_ms)
         if not args.cold_directory:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -63,6 +63,18 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[*tuple[Any, ...]]:
+    """Execute a Core statement in the session's transaction, without the ORM's work around it.
+
+    Through ``Session.exec`` an UPDATE is evaluated against every object the session holds and a row is turned into
+    entities: a third of a placement's CPU in the worker, for sessions that hold no objects. What the session has
+    pending is flushed first, as ``exec`` would.
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection().execute(statement, params)
 
 
 def alembic_config(url: str) -> Config:

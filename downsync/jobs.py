@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from downsync import metrics
+from downsync.db import run
 from downsync.models import NO_ERROR, PENDING, Event, Job, JobResult, Placement, Tenant, utcnow
 from downsync.webhooks import service as webhooks
 
@@ -67,10 +68,11 @@ def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str, no
         correlation_id="-",
         updated_at=now,
     )
-    row = session.exec(
+    row = run(
+        session,
         insert_event.on_conflict_do_update(
             index_elements=["tenant_id", "kind", "event_id"], set_={"tenant_id": insert_event.excluded.tenant_id}
-        ).returning(col(Event.id), col(Event.version), col(Event.desired), col(Event.present))
+        ).returning(col(Event.id), col(Event.version), col(Event.desired), col(Event.present)),
     ).one()
     return Event(
         id=row[0],
@@ -120,7 +122,8 @@ def accept_write(
     event.present = sorted({m.strip().lower() for m in present})
     assert event.id is not None
     # Core statements throughout, a handful of round trips: a write is accepted while the caller waits.
-    session.exec(
+    run(
+        session,
         update(Event)
         .where(col(Event.id) == event.id)
         .values(
@@ -129,7 +132,7 @@ def accept_write(
             present=event.present,
             correlation_id=correlation_id[:200],
             updated_at=now,
-        )
+        ),
     )
     # Every mailbox that held or must hold the event converges to the new version, whatever it was doing.
     due = {
@@ -140,18 +143,20 @@ def accept_write(
         "updated_at": now,
     }
     rows = list(
-        session.exec(
+        run(
+            session,
             update(Placement)
             .where(col(Placement.event_pk) == event.id)
             .values(**due)
-            .returning(col(Placement.id), col(Placement.mailbox))
+            .returning(col(Placement.id), col(Placement.mailbox)),
         ).all()
     )
     fresh = sorted((set(event.present) | {entry.mailbox for entry in listed}) - {mailbox for _, mailbox in rows})
     if fresh:
-        rows += session.exec(
+        rows += run(
+            session,
             insert(Placement).returning(col(Placement.id), col(Placement.mailbox)),
-            params=[
+            [
                 {"tenant_id": tenant_id, "event_pk": event.id, "mailbox": m, "done_version": 0, "attempts": 0, **due}
                 for m in fresh
             ],
@@ -169,9 +174,10 @@ def accept_write(
         created_at=now,
         finished_at=None if listed else now,
     )
-    session.exec(insert(Job).values(job.model_dump()))
+    run(session, insert(Job).values(job.model_dump()))
     if listed:
-        session.exec(
+        run(
+            session,
             insert(JobResult),
             params=[
                 {
@@ -213,23 +219,25 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
     closed_now: list[str] = []
     for job_id in sorted(set(job_ids)):
         left = select(JobResult.id).where(JobResult.job_id == job_id, JobResult.error_code == PENDING).exists()
-        if session.exec(select(left)).one():
+        if run(session, select(left)).scalar_one():
             continue  # the common case, while a large job's other mailboxes are under way: one index probe
-        total, pending, ok = session.exec(
+        total, pending, ok = run(
+            session,
             select(
                 func.count(),
                 func.coalesce(func.sum(case((col(JobResult.error_code) == PENDING, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((col(JobResult.error_code) == NO_ERROR, 1), else_=0)), 0),
-            ).where(JobResult.job_id == job_id)
+            ).where(JobResult.job_id == job_id),
         ).one()
         if pending:
             continue
         now, state = utcnow(), job_state(total, pending, ok)
-        closed = session.exec(
+        closed = run(
+            session,
             update(Job)
             .where(col(Job.id) == job_id, col(Job.state) == "pending")
             .values(state=state, finished_at=now)
-            .returning(col(Job.kind), col(Job.created_at))
+            .returning(col(Job.kind), col(Job.created_at)),
         ).first()
         if closed is not None:  # this closer, not a concurrent one, closed it: counted once
             metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())

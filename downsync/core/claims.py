@@ -23,6 +23,7 @@ from sqlalchemy import and_, case, exists, false, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from downsync.db import run
 from downsync.models import PENDING, Event, JobResult, Placement
 
 
@@ -57,7 +58,8 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         col(Placement.lease_token).is_not(None),
         or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
     )
-    row: Any = session.exec(
+    row: Any = run(
+        session,
         update(Placement)
         .where(
             col(Placement.id) == placement_id,
@@ -82,7 +84,7 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
             col(Placement.first_tried_at),
             col(Placement.inflight_until),
             col(Placement.resolved),
-        )
+        ),
     ).first()
     if row is None:
         return None
@@ -99,8 +101,8 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         if row.resolved is not None
         else false()
     )
-    event: Any = session.execute(
-        sa_select(*(col(c) for c in columns), sibling.label("siblings")).where(col(Event.id) == row.event_pk)
+    event: Any = run(
+        session, sa_select(*(col(c) for c in columns), sibling.label("siblings")).where(col(Event.id) == row.event_pk)
     ).one()
     return Claim(
         token=token,
@@ -130,8 +132,9 @@ def pin_address(session: Session, claim: Claim, primary: str) -> str | None:
     The event's row, then every committed sibling's, are locked first (the event first, as accepting a write locks
     it): a sibling's claim under way finishes before this commits, and one starting after it sees this placement.
     """
-    session.exec(select(Event.id).where(col(Event.id) == claim.event_pk).with_for_update())
-    session.exec(
+    run(session, select(Event.id).where(col(Event.id) == claim.event_pk).with_for_update())
+    run(
+        session,
         select(Placement.id)
         .where(
             col(Placement.event_pk) == claim.event_pk,
@@ -139,13 +142,14 @@ def pin_address(session: Session, claim: Claim, primary: str) -> str | None:
             col(Placement.id) != claim.placement_id,
         )
         .order_by(col(Placement.id))
-        .with_for_update()
+        .with_for_update(),
     ).all()
-    row = session.exec(
+    row = run(
+        session,
         update(Placement)
         .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
         .values(resolved=func.coalesce(Placement.resolved, primary))
-        .returning(col(Placement.resolved))
+        .returning(col(Placement.resolved)),
     ).first()
     return None if row is None else row[0]
 
@@ -160,12 +164,13 @@ class Sibling:
 
 def siblings(session: Session, claim: Claim, primary: str) -> list[Sibling]:
     """The event's other placements converging the same mailbox; read after this claim's lease was committed."""
-    rows = session.exec(
+    rows: Any = run(
+        session,
         select(Placement.id, Placement.mailbox, Placement.lease_token, Placement.inflight_until).where(
             col(Placement.event_pk) == claim.event_pk,
             col(Placement.resolved) == primary,
             col(Placement.id) != claim.placement_id,
-        )
+        ),
     ).all()
     return [Sibling(pid or 0, mailbox, token is not None, until) for pid, mailbox, token, until in rows]
 
@@ -174,12 +179,13 @@ def pinned(session: Session, event_pk: int, mailboxes: list[str]) -> dict[str, s
     """The mailbox each of these addresses' placements converges, where a claim has resolved it."""
     if not mailboxes:
         return {}
-    rows = session.exec(
+    rows: Any = run(
+        session,
         select(Placement.mailbox, Placement.resolved).where(
             col(Placement.event_pk) == event_pk,
             col(Placement.mailbox).in_(mailboxes),
             col(Placement.resolved).is_not(None),
-        )
+        ),
     ).all()
     return {mailbox: resolved for mailbox, resolved in rows if resolved is not None}
 
@@ -189,11 +195,12 @@ def renew(session: Session, tokens: Iterable[str], now: datetime, lease_seconds:
     tokens = list(tokens)
     if not tokens:
         return set()
-    rows = session.exec(
+    rows = run(
+        session,
         update(Placement)
         .where(col(Placement.lease_token).in_(tokens), col(Placement.lease_expires_at) > now)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(col(Placement.lease_token))
+        .returning(col(Placement.lease_token)),
     ).all()
     return {r[0] for r in rows}
 
@@ -241,11 +248,12 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
             "first_tried_at": None,
             "attempts": 0,
         }
-    row = session.exec(
+    row = run(
+        session,
         update(Placement)
         .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
         .values(**values)
-        .returning(col(Placement.target_version))
+        .returning(col(Placement.target_version)),
     ).first()
     if row is None:
         return None
@@ -254,7 +262,8 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
         results["attempts"] = JobResult.attempts + 1
     if final:
         results["error_code"] = outcome.code
-    jobs = session.exec(
+    jobs = run(
+        session,
         update(JobResult)
         .where(
             col(JobResult.event_pk) == claim.event_pk,
@@ -263,7 +272,7 @@ def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> 
             col(JobResult.error_code) == PENDING,
         )
         .values(**results)
-        .returning(col(JobResult.job_id))
+        .returning(col(JobResult.job_id)),
     ).all()
     return Recorded(
         jobs=frozenset(j[0] for j in jobs) if final else frozenset(),
