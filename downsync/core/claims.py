@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, or_, update
+from sqlalchemy import and_, case, exists, false, func, null, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from downsync.db import run
-from downsync.models import PENDING, Event, JobResult, Placement
+from downsync.models import PENDING, Event, JobResult, MailboxAddress, Placement
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,20 @@ class Claim:
     # The event's latest state and the addresses that must hold it, whatever this placement's own part.
     state: dict[str, Any] | None = None
     present: tuple[str, ...] = ()
+    # Before ``resolved`` is pinned: the address cache's answer for ``mailbox``, when it has a fresh one.
+    cached_primary: str | None = None
 
 
-def claim(session: Session, placement_id: int, token: str, now: datetime, lease_seconds: float) -> Claim | None:
-    """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise."""
+def claim(
+    session: Session,
+    placement_id: int,
+    token: str,
+    now: datetime,
+    lease_seconds: float,
+    addresses_since: datetime | None = None,
+) -> Claim | None:
+    """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise. A first claim also
+    reads the address cache's answer for the mailbox if resolved since ``addresses_since`` (a round trip saved)."""
     vanished = and_(
         col(Placement.lease_token).is_not(None),
         or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
@@ -101,8 +111,22 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         if row.resolved is not None
         else false()
     )
+    primary: Any = null()
+    if row.resolved is None and addresses_since is not None:
+        primary = (
+            sa_select(func.coalesce(col(MailboxAddress.primary_address), col(MailboxAddress.address)))
+            .where(
+                col(MailboxAddress.tenant_id) == row.tenant_id,
+                col(MailboxAddress.address) == row.mailbox,
+                col(MailboxAddress.resolved_at) >= addresses_since,
+            )
+            .scalar_subquery()
+        )
     event: Any = run(
-        session, sa_select(*(col(c) for c in columns), sibling.label("siblings")).where(col(Event.id) == row.event_pk)
+        session,
+        sa_select(*(col(c) for c in columns), sibling.label("siblings"), primary.label("primary")).where(
+            col(Event.id) == row.event_pk
+        ),
     ).one()
     return Claim(
         token=token,
@@ -123,17 +147,21 @@ def claim(session: Session, placement_id: int, token: str, now: datetime, lease_
         siblings=bool(event.siblings),
         state=dict(event.desired),
         present=tuple(event.present),
+        cached_primary=event.primary,
     )
 
 
-def pin_address(session: Session, claim: Claim, primary: str) -> str | None:
-    """Record the mailbox this placement converges, once and for good; returns it (None if the lease was lost).
+def pin_address(session: Session, claim: Claim, primary: str) -> tuple[str, bool] | None:
+    """Record the mailbox this placement converges, once and for good; returns it and whether any sibling had pinned
+    it before (None if the lease was lost).
 
     The event's row, then every committed sibling's, are locked first (the event first, as accepting a write locks
     it): a sibling's claim under way finishes before this commits, and one starting after it sees this placement.
+    So pins of one mailbox are taken one after the other, and of two siblings the later sees the earlier: one that
+    found none needs no look at its siblings (``siblings``), as any sibling pinning later looks at it.
     """
     run(session, select(Event.id).where(col(Event.id) == claim.event_pk).with_for_update())
-    run(
+    earlier = run(
         session,
         select(Placement.id)
         .where(
@@ -151,7 +179,9 @@ def pin_address(session: Session, claim: Claim, primary: str) -> str | None:
         .values(resolved=func.coalesce(Placement.resolved, primary))
         .returning(col(Placement.resolved)),
     ).first()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    return row[0], bool(earlier) or row[0] != primary
 
 
 @dataclass(frozen=True)

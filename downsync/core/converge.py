@@ -105,7 +105,9 @@ class Converger:
         sent_at = self.monotonic()
         try:
             with session_scope(self.engine) as session:
-                claimed = claim(session, placement_id, token, self.now(), self.settings.lease_seconds)
+                now = self.now()
+                fresh = now - timedelta(seconds=self.settings.address_cache_seconds)
+                claimed = claim(session, placement_id, token, now, self.settings.lease_seconds, addresses_since=fresh)
         except SQLAlchemyError as exc:
             log.warning("placement %s: the store did not answer the claim: %s", placement_id, exc)
             return Step("store-error"), False
@@ -218,12 +220,12 @@ class Converger:
         nobody, or remove one a sibling wrote."""
         if claimed.resolved is not None:
             return claimed.resolved, claimed.siblings
-        primary = resolver.lookup([claimed.mailbox])[normal(claimed.mailbox)]
+        primary = claimed.cached_primary or resolver.lookup([claimed.mailbox])[normal(claimed.mailbox)]
         with session_scope(self.engine) as session:
-            mailbox = pin_address(session, claimed, primary)
-        if mailbox is None:
+            pinned_now = pin_address(session, claimed, primary)
+        if pinned_now is None:
             raise LeaseLost(claimed.token)
-        return mailbox, True  # a sibling resolving at the same moment is only seen once this has committed
+        return pinned_now
 
     def _turn(self, claimed: Claim, mailbox: str) -> Outcome | datetime | None:
         """Whether this claim may converge a mailbox its siblings share: an outcome stepping aside while one of them

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from downsync.core.aliases import Resolver
@@ -188,3 +189,43 @@ def test_a_lookup_too_slow_for_the_deadline_stands_for_itself_and_is_cached_when
             break
         time.sleep(0.05)
     assert resolver.cached([ROBERT]) == {ROBERT: BOB}
+
+
+def test_a_first_claim_takes_a_fresh_cached_answer_from_the_claim_itself_and_asks_again_when_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = aliased()
+    store_reads: list[list[str]] = []
+    read_cache = Resolver.cached
+    monkeypatch.setattr(Resolver, "cached", lambda self, a: store_reads.append(list(a)) or read_cache(self, a))
+    tenant_id = world.tenant_id("acme")
+    resolver = Resolver(world.engine, tenant_id, world.tenants[tenant_id].gateway, SETTINGS.address_cache_seconds)
+    resolver.now = lambda: world.clock.now
+    assert resolver.lookup([ROBERT]) == {ROBERT: BOB}
+    world.accept("acme", POSTBACK, "e1", appointment(), [ROBERT], [ROBERT])
+    world.settle()
+    assert world.org.lookups == [ROBERT] and world.org.calendars.keys() == {BOB}  # the cache's answer, not asked
+    assert store_reads == [[ROBERT]]  # only the lookup above: the claim brought the answer along
+    world.org.aliases[ROBERT] = ANN
+    world.clock.advance(SETTINGS.address_cache_seconds + 1)
+    world.accept("acme", POSTBACK, "e2", appointment(), [ROBERT], [ROBERT])
+    world.settle()
+    assert world.org.lookups == [ROBERT, ROBERT] and world.org.calendars.keys() == {BOB, ANN}
+
+
+def test_only_a_placement_that_found_a_sibling_pinned_before_it_looks_at_its_siblings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from downsync.core import converge
+
+    looked: list[str] = []
+    look = converge.siblings
+    monkeypatch.setattr(converge, "siblings", lambda session, c, m: looked.append(c.mailbox) or look(session, c, m))
+    world = aliased()
+    world.accept("acme", POSTBACK, "e1", appointment(), [ANN], [ANN])
+    world.settle()
+    assert looked == []  # nobody else converges ann's mailbox for this event: no round trip for it
+    world.accept("acme", POSTBACK, "e2", appointment(), [BOB, ROBERT], [BOB, ROBERT])
+    world.settle()
+    # The second of the two to pin bob's mailbox looks (and then steps aside or follows); one item either way.
+    assert looked and len(items(world, BOB)) == 1
