@@ -60,33 +60,32 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
 class CeleryQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
-        # One broker connection and channel kept for the process: opening a channel per write (a connection from
-        # the pool, a PING, channel set-up) cost more than pushing the messages. Dropped on any broker error.
+        # Messages are built by a kombu channel opened once per process (opening one per write, with a pooled
+        # connection and a PING, cost more than pushing), and pushed through a client of the process's own: the
+        # channel's pool is capped (10) and a busy API runs more enqueues than that at once.
         self._lock = threading.Lock()
-        self._open: tuple[Any, Any] | None = None
+        self._opened: tuple[Any, Any] | None = None
+        self._client: redis.Redis | None = None
 
     def _channel(self) -> Any:
         with self._lock:
-            if self._open is None:
+            if self._opened is None:
                 connection = self.app.connection_for_write()
                 try:
                     # One try: a broker that is down fails the call at once instead of after the connect timeout's
                     # retries (2 s of the caller's answer, on every write, for as long as the outage lasts).
                     connection.ensure_connection(max_retries=0)
-                    self._open = (connection, connection.default_channel)
+                    self._opened = (connection, connection.default_channel)
                 except BaseException:
                     connection.release()
                     raise
-            return self._open[1]
-
-    def _drop(self) -> None:
-        with self._lock:
-            opened, self._open = self._open, None
-        if opened is not None:
-            try:
-                opened[0].release()
-            except Exception:  # already broken: nothing more to release
-                log.debug("broker connection not released cleanly", exc_info=True)
+                options = self.app.conf.broker_transport_options
+                self._client = redis.Redis.from_url(
+                    self.app.conf.broker_url,
+                    socket_connect_timeout=options.get("socket_connect_timeout", 2),
+                    socket_timeout=options.get("socket_timeout", 10),
+                )
+            return self._opened[1]
 
     def enqueue(self, placement_ids: Sequence[int], labels: Mapping[int, str] | None = None) -> bool:
         """``labels`` name each placement for people (Flower shows them as the task's arguments)."""
@@ -94,14 +93,14 @@ class CeleryQueue:
             return True
         try:
             channel = self._channel()
+            assert self._client is not None
             # Every message in one round trip (a 1000-mailbox write sends 1000): Celery's own task messages,
             # as send_task would build them, pushed onto the queue's Redis list through one pipeline.
-            with channel.client.pipeline(transaction=False) as pipe:
+            with self._client.pipeline(transaction=False) as pipe:
                 for placement_id in placement_ids:
                     pipe.lpush(QUEUE, self._message(channel, placement_id, (labels or {}).get(placement_id)))
                 pipe.execute()
         except (OperationalError, KombuError, RedisError, OSError) as exc:
-            self._drop()
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
@@ -23,9 +24,7 @@ def test_a_broker_that_is_down_is_reported_at_once_not_after_the_connect_retries
         assert time.monotonic() - started < 0.5
 
 
-def test_the_kept_channel_is_dropped_when_the_broker_restarts_and_the_next_enqueue_opens_a_new_one(
-    tmp_path: Path,
-) -> None:
+def test_enqueueing_works_again_once_a_restarted_broker_is_back(tmp_path: Path) -> None:
     server = start_redis(tmp_path / "redis")
     try:
         queue = CeleryQueue(make_celery(Settings(environment="test", redis_url=server.url)))
@@ -42,5 +41,18 @@ def test_the_kept_channel_is_dropped_when_the_broker_restarts_and_the_next_enque
         assert sorted(m["headers"]["task"] for m in pushed) == [CONVERGE_TASK, CONVERGE_TASK]
         assert sorted(json.loads(base64.b64decode(m["body"]))[0][0] for m in pushed) == [4, 5]
         assert len({m["properties"]["delivery_tag"] for m in pushed}) == 2
+    finally:
+        server.stop()
+
+
+def test_many_writes_enqueue_at_once_without_running_out_of_broker_connections(tmp_path: Path) -> None:
+    # A busy API enqueues from 40 threads; kombu's own channel pool allows 10 connections and failed the rest.
+    server = start_redis(tmp_path / "redis")
+    try:
+        queue = CeleryQueue(make_celery(Settings(environment="test", redis_url=server.url)))
+        with ThreadPoolExecutor(40) as pool:
+            answers = list(pool.map(lambda n: queue.enqueue(list(range(n * 10, n * 10 + 10))), range(400)))
+        assert answers.count(True) == 400
+        assert redis.Redis.from_url(server.url).llen(QUEUE) == 4000
     finally:
         server.stop()
