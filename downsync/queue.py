@@ -107,7 +107,12 @@ class CeleryQueue:
 
     def _message(self, channel: Any, placement_id: int, label: str | None) -> str:
         headers, properties, body, _ = self.app.amqp.as_task_v2(
-            uuid(), CONVERGE_TASK, [placement_id], {}, argsrepr=f"({placement_id}, {label!r})" if label else None
+            uuid(),
+            CONVERGE_TASK,
+            [placement_id],
+            {},
+            argsrepr=f"({placement_id}, {label!r})" if label else f"({placement_id},)",
+            kwargsrepr="{}",
         )
         content_type, encoding, payload = dumps(body, serializer="json")
         message = channel.prepare_message(
