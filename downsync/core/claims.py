@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, null, or_, update
+from sqlalchemy import and_, bindparam, case, exists, false, func, null, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -54,32 +54,25 @@ class Claim:
     cached_primary: str | None = None
 
 
-def claim(
-    session: Session,
-    placement_id: int,
-    token: str,
-    now: datetime,
-    lease_seconds: float,
-    addresses_since: datetime | None = None,
-) -> Claim | None:
-    """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise. A first claim also
-    reads the address cache's answer for the mailbox if resolved since ``addresses_since`` (a round trip saved)."""
+def _claim_statements() -> tuple[Any, Any, Any, Any]:
+    """The claim's statements, built once with bind parameters: built per call they cost more CPU than PostgreSQL
+    spends running them (a worker converges a placement in ~18 ms of CPU under one GIL)."""
+    now: Any = bindparam("now")
     vanished = and_(
         col(Placement.lease_token).is_not(None),
         or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
     )
-    row: Any = run(
-        session,
+    take = (
         update(Placement)
         .where(
-            col(Placement.id) == placement_id,
+            col(Placement.id) == bindparam("pid"),
             col(Placement.due_at) <= now,
             or_(col(Placement.lease_expires_at).is_(None), col(Placement.lease_expires_at) < now),
         )
         .values(
             inflight_until=case((vanished, Placement.lease_expires_at), else_=Placement.inflight_until),
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_token=bindparam("token"),
+            lease_expires_at=bindparam("expires"),
             attempts=Placement.attempts + 1,
             first_tried_at=func.coalesce(Placement.first_tried_at, now),
             enqueued_at=None,
@@ -94,40 +87,60 @@ def claim(
             col(Placement.first_tried_at),
             col(Placement.inflight_until),
             col(Placement.resolved),
-        ),
-    ).first()
+        )
+    )
+    columns = [col(c) for c in (Event.version, Event.kind, Event.event_id, Event.desired, Event.present)]
+    columns.append(col(Event.correlation_id))
+    of_event = col(Event.id) == bindparam("event_pk")
+    # Siblings whose address was resolved before this claim: in the same statement, so the common case (none) costs
+    # no round trip. One resolving now commits before it looks for this claim's lease (``pin_address``).
+    sibling = exists().where(
+        col(Placement.event_pk) == bindparam("event_pk"),
+        col(Placement.resolved) == bindparam("resolved"),
+        col(Placement.id) != bindparam("pid"),
+    )
+    primary = (
+        sa_select(func.coalesce(col(MailboxAddress.primary_address), col(MailboxAddress.address)))
+        .where(
+            col(MailboxAddress.tenant_id) == bindparam("tenant_id"),
+            col(MailboxAddress.address) == bindparam("mailbox"),
+            col(MailboxAddress.resolved_at) >= bindparam("since"),
+        )
+        .scalar_subquery()
+    )
+    pinned_event = sa_select(*columns, sibling.label("siblings"), null().label("primary")).where(of_event)
+    first_event = sa_select(*columns, false().label("siblings"), primary.label("primary")).where(of_event)
+    uncached_event = sa_select(*columns, false().label("siblings"), null().label("primary")).where(of_event)
+    return take, pinned_event, first_event, uncached_event
+
+
+_TAKE, _PINNED_EVENT, _FIRST_EVENT, _UNCACHED_EVENT = _claim_statements()
+
+
+def claim(
+    session: Session,
+    placement_id: int,
+    token: str,
+    now: datetime,
+    lease_seconds: float,
+    addresses_since: datetime | None = None,
+) -> Claim | None:
+    """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise. A first claim also
+    reads the address cache's answer for the mailbox if resolved since ``addresses_since`` (a round trip saved)."""
+    expires = now + timedelta(seconds=lease_seconds)
+    row: Any = run(session, _TAKE, {"pid": placement_id, "now": now, "token": token, "expires": expires}).first()
     if row is None:
         return None
     # Read after the claim: a write accepted meanwhile only makes the state converged to newer.
-    columns = (Event.version, Event.kind, Event.event_id, Event.desired, Event.present, Event.correlation_id)
-    # Siblings whose address was resolved before this claim: in the same statement, so the common case (none) costs
-    # no round trip. One resolving now commits before it looks for this claim's lease (``pin_address``).
-    sibling = (
-        exists().where(
-            col(Placement.event_pk) == row.event_pk,
-            col(Placement.resolved) == row.resolved,
-            col(Placement.id) != placement_id,
-        )
-        if row.resolved is not None
-        else false()
-    )
-    primary: Any = null()
-    if row.resolved is None and addresses_since is not None:
-        primary = (
-            sa_select(func.coalesce(col(MailboxAddress.primary_address), col(MailboxAddress.address)))
-            .where(
-                col(MailboxAddress.tenant_id) == row.tenant_id,
-                col(MailboxAddress.address) == row.mailbox,
-                col(MailboxAddress.resolved_at) >= addresses_since,
-            )
-            .scalar_subquery()
-        )
-    event: Any = run(
-        session,
-        sa_select(*(col(c) for c in columns), sibling.label("siblings"), primary.label("primary")).where(
-            col(Event.id) == row.event_pk
-        ),
-    ).one()
+    params: dict[str, Any] = {"event_pk": row.event_pk, "pid": placement_id}
+    if row.resolved is not None:
+        statement, params["resolved"] = _PINNED_EVENT, row.resolved
+    elif addresses_since is not None:
+        statement = _FIRST_EVENT
+        params |= {"tenant_id": row.tenant_id, "mailbox": row.mailbox, "since": addresses_since}
+    else:
+        statement = _UNCACHED_EVENT
+    event: Any = run(session, statement, params).one()
     return Claim(
         token=token,
         placement_id=placement_id,
