@@ -14,14 +14,16 @@ siblings claimed at once at least one sees the other and steps aside (``Outcome.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, false, func, null, or_, update
+from sqlalchemy import Integer, and_, bindparam, case, exists, false, func, null, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from downsync.db import run
 from downsync.models import PENDING, Event, JobResult, MailboxAddress, Placement
@@ -57,7 +59,7 @@ class Claim:
 def _claim_statements() -> tuple[Any, Any, Any, Any]:
     """The claim's statements, built once with bind parameters: built per call they cost more CPU than PostgreSQL
     spends running them (a worker converges a placement in ~18 ms of CPU under one GIL)."""
-    now: Any = bindparam("now")
+    now = bindparam("now", type_=UTCDateTime())
     vanished = and_(
         col(Placement.lease_token).is_not(None),
         or_(col(Placement.inflight_until).is_(None), col(Placement.lease_expires_at) > col(Placement.inflight_until)),
@@ -72,7 +74,7 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
         .values(
             inflight_until=case((vanished, Placement.lease_expires_at), else_=Placement.inflight_until),
             lease_token=bindparam("token"),
-            lease_expires_at=bindparam("expires"),
+            lease_expires_at=bindparam("expires", type_=UTCDateTime()),
             attempts=Placement.attempts + 1,
             first_tried_at=func.coalesce(Placement.first_tried_at, now),
             enqueued_at=None,
@@ -104,7 +106,7 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
         .where(
             col(MailboxAddress.tenant_id) == bindparam("tenant_id"),
             col(MailboxAddress.address) == bindparam("mailbox"),
-            col(MailboxAddress.resolved_at) >= bindparam("since"),
+            col(MailboxAddress.resolved_at) >= bindparam("since", type_=UTCDateTime()),
         )
         .scalar_subquery()
     )
@@ -268,55 +270,77 @@ class Recorded:
     finished: int = 0  # results made final now
 
 
-def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
-    """Record the outcome and end the claim, if the lease is still this claim's; None if it was lost."""
-    final = outcome.code is not None
+@functools.cache
+def _release_statements(final: bool, aside: bool) -> tuple[Any, Any]:
+    """The two statements recording an outcome of this kind, built once with bind parameters (as the claim's). No
+    parameter is named after a column: an UPDATE takes such a parameter as a value to SET."""
+    now = bindparam("now", type_=UTCDateTime())
+    target = bindparam("target", type_=Integer())
     values: dict[str, Any] = {
         "lease_token": None,
         "lease_expires_at": None,
-        "inflight_until": outcome.inflight_until,
+        "inflight_until": bindparam("inflight", type_=UTCDateTime()),
         # A write accepted meanwhile is due now, whatever this claim planned.
-        "due_at": case((col(Placement.target_version) > claim.target, now), else_=outcome.due_at),
+        "due_at": case((col(Placement.target_version) > target, now), else_=bindparam("due", type_=UTCDateTime())),
         "updated_at": now,
     }
-    if outcome.aside:
+    if aside:
         values["attempts"] = Placement.attempts - 1
     if final:
         values |= {
-            "done_version": case(
-                (col(Placement.done_version) < claim.target, claim.target), else_=Placement.done_version
-            ),
-            "last_code": outcome.code,
-            "item_id": outcome.item_id,
+            "done_version": case((col(Placement.done_version) < target, target), else_=Placement.done_version),
+            "last_code": bindparam("code"),
+            "item_id": bindparam("written_item"),
             "first_tried_at": None,
             "attempts": 0,
         }
-    row = run(
-        session,
+    placement = (
         update(Placement)
-        .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
+        .where(col(Placement.id) == bindparam("pid"), col(Placement.lease_token) == bindparam("token"))
         .values(**values)
-        .returning(col(Placement.target_version)),
-    ).first()
-    if row is None:
-        return None
-    results: dict[str, Any] = {"message": outcome.message, "updated_at": now}
-    if not outcome.aside:
+        .returning(col(Placement.target_version))
+    )
+    results: dict[str, Any] = {"message": bindparam("message"), "updated_at": now}
+    if not aside:
         results["attempts"] = JobResult.attempts + 1
     if final:
-        results["error_code"] = outcome.code
-    jobs = run(
-        session,
+        results["error_code"] = bindparam("code")
+    result = (
         update(JobResult)
         .where(
-            col(JobResult.event_pk) == claim.event_pk,
-            col(JobResult.mailbox) == claim.mailbox,
-            col(JobResult.version) <= claim.target,
+            col(JobResult.event_pk) == bindparam("of_event"),
+            col(JobResult.mailbox) == bindparam("of_mailbox"),
+            col(JobResult.version) <= target,
             col(JobResult.error_code) == PENDING,
         )
         .values(**results)
-        .returning(col(JobResult.job_id)),
-    ).all()
+        .returning(col(JobResult.job_id))
+    )
+    return placement, result
+
+
+def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
+    """Record the outcome and end the claim, if the lease is still this claim's; None if it was lost."""
+    final = outcome.code is not None
+    placement, result = _release_statements(final, outcome.aside)
+    row = run(
+        session,
+        placement,
+        {
+            "pid": claim.placement_id,
+            "token": claim.token,
+            "target": claim.target,
+            "now": now,
+            "inflight": outcome.inflight_until,
+            "due": outcome.due_at,
+            "code": outcome.code,
+            "written_item": outcome.item_id,
+        },
+    ).first()
+    if row is None:
+        return None
+    params = {"of_event": claim.event_pk, "of_mailbox": claim.mailbox, "target": claim.target, "now": now}
+    jobs = run(session, result, params | {"message": outcome.message, "code": outcome.code}).all()
     return Recorded(
         jobs=frozenset(j[0] for j in jobs) if final else frozenset(),
         again=row[0] > claim.target,
