@@ -43,3 +43,19 @@ def test_no_long_lived_process_imports_alembic() -> None:
     assert found.returncode == 0 or "NotMigratedError" in found.stderr, found.stderr
     if found.returncode == 0:
         assert found.stdout.strip() == "[]"
+
+
+def test_the_pool_pre_pings_unless_the_settings_say_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    from downsync.db import get_engine
+    from downsync.settings import get_settings
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # never connected: the pool is only built
+    try:
+        for value, expected in (("true", True), ("false", False)):
+            monkeypatch.setenv("DOWNSYNC_DATABASE_PRE_PING", value)
+            get_settings.cache_clear()
+            get_engine.cache_clear()
+            assert get_engine(url).pool._pre_ping is expected
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
