@@ -24,7 +24,10 @@ from redis.exceptions import RedisError
 from downsync.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+# One placement per message: what versions before batches sent, still run by workers for messages in flight.
 CONVERGE_TASK = "downsync.converge"
+# Up to ``placements_per_message`` placements of one enqueue per message, converged side by side.
+CONVERGE_MANY_TASK = "downsync.converge_many"
 QUEUE = "downsync"
 
 
@@ -58,8 +61,11 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
 
 
 class CeleryQueue:
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, per_message: int = 8) -> None:
         self.app = app
+        # Receiving, acknowledging and reporting (task events) a message cost a worker more CPU than the
+        # store's statements of the placement it carries: a write's mailboxes share messages.
+        self.per_message = per_message
         # Messages are built by a kombu channel opened once per process (opening one per write, with a pooled
         # connection and a PING, cost more than pushing), and pushed through a client of the process's own: the
         # channel's pool is capped (10) and a busy API runs more enqueues than that at once.
@@ -97,21 +103,23 @@ class CeleryQueue:
             # Every message in one round trip (a 1000-mailbox write sends 1000): Celery's own task messages,
             # as send_task would build them, pushed onto the queue's Redis list through one pipeline.
             with self._client.pipeline(transaction=False) as pipe:
-                for placement_id in placement_ids:
-                    pipe.lpush(QUEUE, self._message(channel, placement_id, (labels or {}).get(placement_id)))
+                for start in range(0, len(placement_ids), self.per_message):
+                    batch = list(placement_ids[start : start + self.per_message])
+                    pipe.lpush(QUEUE, self._message(channel, batch, [(labels or {}).get(p) for p in batch]))
                 pipe.execute()
         except (OperationalError, KombuError, RedisError, OSError) as exc:
             log.warning("broker unreachable; the stored work is dispatched when it is back: %s", exc)
             return False
         return True
 
-    def _message(self, channel: Any, placement_id: int, label: str | None) -> str:
+    def _message(self, channel: Any, placement_ids: list[int], labels: list[str | None]) -> str:
+        shown = [f"({p}, {label!r})" if label else f"({p},)" for p, label in zip(placement_ids, labels, strict=True)]
         headers, properties, body, _ = self.app.amqp.as_task_v2(
             uuid(),
-            CONVERGE_TASK,
-            [placement_id],
+            CONVERGE_MANY_TASK,
+            [placement_ids],
             {},
-            argsrepr=f"({placement_id}, {label!r})" if label else f"({placement_id},)",
+            argsrepr=f"([{', '.join(shown)}],)",
             kwargsrepr="{}",
         )
         content_type, encoding, payload = dumps(body, serializer="json")
@@ -151,4 +159,5 @@ def announce_final(redis_url: str, job_ids: Sequence[str]) -> None:
 
 @functools.cache
 def default_queue() -> CeleryQueue:
-    return CeleryQueue(make_celery(get_settings()))
+    settings = get_settings()
+    return CeleryQueue(make_celery(settings), settings.placements_per_message)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Each worker serves its Prometheus metrics on this port (0: none).
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     redeliver_seconds: float = Field(default=30.0, gt=0)
+    # Placements of one write (or one dispatcher round) carried by one broker message, converged side by side by
+    # the worker that takes it: fewer messages cost workers less CPU, more of them spread a big write wider.
+    placements_per_message: int = Field(default=8, ge=1, le=100)
 
     # Authentication (the contract, section 6).
     access_token_seconds: int = Field(default=3600, ge=60)

@@ -27,8 +27,15 @@ def _log_with_context(logger: logging.Logger, *args: Any, **kwargs: Any) -> None
 
 
 @worker_init.connect
-def _sentry(**kwargs: Any) -> None:
+def _sentry(sender: Any = None, **kwargs: Any) -> None:
     init_sentry(get_settings(), "worker")
+    # A message's placements run side by side on as many threads as the worker was given; under a pool of
+    # processes (or an "auto" concurrency) each child runs its messages' placements one after the other.
+    pool = getattr(sender, "pool_cls", None)
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")  # celery.concurrency.thread
+    concurrency = getattr(sender, "concurrency", None)
+    if "thread" in pool_name.lower() and isinstance(concurrency, int):
+        runtime.side_by_side = max(1, concurrency)
 
 
 # ``downsync worker --no-dispatch`` turns this off where one ``downsync scheduler`` dispatches for the deployment;
@@ -38,6 +45,7 @@ dispatch_enabled = True
 
 @worker_ready.connect
 def _dispatch(**kwargs: Any) -> None:
+    logging.getLogger(__name__).info("converging up to %d placements of a message side by side", runtime.side_by_side)
     if dispatch_enabled:
         runtime.start_dispatcher(app)
     runtime.serve_metrics()

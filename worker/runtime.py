@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 from prometheus_client import start_http_server
@@ -24,6 +26,9 @@ from downsync.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+# How many placements this process converges at once: the worker's --concurrency under the thread pool (set when
+# the worker starts); one under a pool of processes, whose children each take messages of their own.
+side_by_side = 1
 
 
 @functools.cache
@@ -48,13 +53,28 @@ def converger() -> Converger:
     )
 
 
+@functools.cache
+def placements_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=side_by_side, thread_name_prefix="placement")
+
+
+def converge_many(placement_ids: list[int]) -> str:
+    """Converge the placements of one message side by side, on threads shared by every message of the process (so
+    at most ``side_by_side`` Exchange calls at once however many messages are held); a summary for Flower."""
+    if side_by_side == 1:
+        steps = [converger().run(placement_id) for placement_id in placement_ids]
+    else:
+        steps = list(placements_pool().map(converger().run, placement_ids))
+    return ", ".join(f"{n} {status}" for status, n in sorted(Counter(step.status for step in steps).items()))
+
+
 def start_dispatcher(app: Celery) -> threading.Thread:
     """Start the dispatcher thread. ``downsync worker`` (unless --no-dispatch) and ``downsync scheduler`` both call
     this one function, so whatever else must run periodically for the deployment is started here, in one place."""
     settings = get_settings()
     dispatcher = Dispatcher(
         get_engine(),
-        CeleryQueue(app),
+        CeleryQueue(app, settings.placements_per_message),
         settings.redeliver_seconds,
         announce=functools.partial(announce_final, settings.redis_url),
     )

@@ -36,3 +36,9 @@ def test_the_celery_worker_skips_the_pools_pre_ping_and_keeps_two_malloc_arenas(
     assert env.get("DOWNSYNC_DATABASE_PRE_PING") == "false"
     assert env.get("MALLOC_ARENA_MAX") == "2"
     assert "DOWNSYNC_DATABASE_PRE_PING" not in service.env  # the worker's own default, not the test stack's
+
+
+def test_the_worker_converges_a_messages_placements_on_as_many_threads_as_its_concurrency(service: Stack) -> None:
+    # The stack's workers run with --concurrency=4 under downsync worker's default pool of threads.
+    log = service.workers[0].log.read_text(errors="replace")
+    assert "converging up to 4 placements of a message side by side" in log
