@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, update
+from sqlalchemy import bindparam, case, func, insert, update
 
 # Five columns: more than sqlmodel's select and exec are typed for.
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from downsync import metrics
 from downsync.db import run
@@ -220,33 +221,40 @@ def job_state(total: int, pending: int, ok: int) -> str:
     return "succeeded" if ok == total else "failed" if ok == 0 else "partial"
 
 
+def _close_statements() -> tuple[Any, Any, Any]:
+    """``close_jobs``'s statements, built once: one runs for every placement that finishes."""
+    job: Any = bindparam("job")
+    any_pending = select(select(JobResult.id).where(JobResult.job_id == job, JobResult.error_code == PENDING).exists())
+    tally = select(
+        func.count(),
+        func.coalesce(func.sum(case((col(JobResult.error_code) == PENDING, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((col(JobResult.error_code) == NO_ERROR, 1), else_=0)), 0),
+    ).where(JobResult.job_id == job)
+    close = (
+        update(Job)
+        .where(col(Job.id) == job, col(Job.state) == "pending")
+        .values(state=bindparam("new_state"), finished_at=bindparam("finished", type_=UTCDateTime()))
+        .returning(col(Job.kind), col(Job.created_at))
+    )
+    return any_pending, tally, close
+
+
+_ANY_PENDING, _TALLY, _CLOSE = _close_statements()
+
+
 def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
     """Give every job whose results are all final its final state; returns those this call closed. Run after the
     results were committed, so of two workers finishing a job's last two mailboxes at once, the later one sees both
     and closes it."""
     closed_now: list[str] = []
     for job_id in sorted(set(job_ids)):
-        left = select(JobResult.id).where(JobResult.job_id == job_id, JobResult.error_code == PENDING).exists()
-        if run(session, select(left)).scalar_one():
+        if run(session, _ANY_PENDING, {"job": job_id}).scalar_one():
             continue  # the common case, while a large job's other mailboxes are under way: one index probe
-        total, pending, ok = run(
-            session,
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((col(JobResult.error_code) == PENDING, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((col(JobResult.error_code) == NO_ERROR, 1), else_=0)), 0),
-            ).where(JobResult.job_id == job_id),
-        ).one()
+        total, pending, ok = run(session, _TALLY, {"job": job_id}).one()
         if pending:
             continue
         now, state = utcnow(), job_state(total, pending, ok)
-        closed = run(
-            session,
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.state) == "pending")
-            .values(state=state, finished_at=now)
-            .returning(col(Job.kind), col(Job.created_at)),
-        ).first()
+        closed = run(session, _CLOSE, {"job": job_id, "new_state": state, "finished": now}).first()
         if closed is not None:  # this closer, not a concurrent one, closed it: counted once
             metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())
             webhooks.job_closed(session, job_id, now)  # its deliveries commit (or not) with the close

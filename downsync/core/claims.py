@@ -166,6 +166,30 @@ def claim(
     )
 
 
+def _pin_statements() -> tuple[Any, Any, Any]:
+    """``pin_address``'s statements, built once (as the claim's)."""
+    event_pk: Any = bindparam("of_event")
+    primary: Any = bindparam("primary")
+    pid: Any = bindparam("pid")
+    lock_event = select(Event.id).where(col(Event.id) == event_pk).with_for_update()
+    earlier = (
+        select(Placement.id)
+        .where(col(Placement.event_pk) == event_pk, col(Placement.resolved) == primary, col(Placement.id) != pid)
+        .order_by(col(Placement.id))
+        .with_for_update()
+    )
+    pin = (
+        update(Placement)
+        .where(col(Placement.id) == pid, col(Placement.lease_token) == bindparam("token"))
+        .values(resolved=func.coalesce(Placement.resolved, primary))
+        .returning(col(Placement.resolved))
+    )
+    return lock_event, earlier, pin
+
+
+_LOCK_EVENT, _EARLIER_PINS, _PIN = _pin_statements()
+
+
 def pin_address(session: Session, claim: Claim, primary: str) -> tuple[str, bool] | None:
     """Record the mailbox this placement converges, once and for good; returns it and whether any sibling had pinned
     it before (None if the lease was lost).
@@ -175,25 +199,11 @@ def pin_address(session: Session, claim: Claim, primary: str) -> tuple[str, bool
     So pins of one mailbox are taken one after the other, and of two siblings the later sees the earlier: one that
     found none needs no look at its siblings (``siblings``), as any sibling pinning later looks at it.
     """
-    run(session, select(Event.id).where(col(Event.id) == claim.event_pk).with_for_update())
-    earlier = run(
-        session,
-        select(Placement.id)
-        .where(
-            col(Placement.event_pk) == claim.event_pk,
-            col(Placement.resolved) == primary,
-            col(Placement.id) != claim.placement_id,
-        )
-        .order_by(col(Placement.id))
-        .with_for_update(),
-    ).all()
-    row = run(
-        session,
-        update(Placement)
-        .where(col(Placement.id) == claim.placement_id, col(Placement.lease_token) == claim.token)
-        .values(resolved=func.coalesce(Placement.resolved, primary))
-        .returning(col(Placement.resolved)),
-    ).first()
+    run(session, _LOCK_EVENT, {"of_event": claim.event_pk})
+    params = {"of_event": claim.event_pk, "primary": primary, "pid": claim.placement_id}
+    earlier = run(session, _EARLIER_PINS, params).all()
+    # No parameter named after a column in an UPDATE's (it would be SET).
+    row = run(session, _PIN, {"primary": primary, "pid": claim.placement_id, "token": claim.token}).first()
     if row is None:
         return None
     return row[0], bool(earlier) or row[0] != primary
