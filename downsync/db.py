@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, inspect, text
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -65,13 +65,23 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
             raise
 
 
-def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[*tuple[Any, ...]]:
-    """Execute a Core statement in the session's transaction, without the ORM's work around it.
+@contextmanager
+def transaction(engine: Engine | None = None) -> Iterator[Connection]:
+    """A unit of work of Core statements only (``run``), without an ORM session around it: committed when the block
+    ends normally, rolled back otherwise. A placement's claim, pin and outcome are one each."""
+    with (engine or get_engine()).begin() as connection:
+        yield connection
+
+
+def run(session: Session | Connection, statement: Executable, params: Any = None) -> CursorResult[*tuple[Any, ...]]:
+    """Execute a Core statement in the session's (or the connection's) transaction, without the ORM's work around it.
 
     Through ``Session.exec`` an UPDATE is evaluated against every object the session holds and rows go through the
     ORM's result machinery, for sessions that hold no objects (accepting a write took 7.8 ms that way, 4.6 ms this
     way). What the session has pending is flushed first, as ``exec`` would.
     """
+    if isinstance(session, Connection):
+        return session.execute(statement, params)
     if session.new or session.dirty or session.deleted:
         session.flush()
     return session.connection().execute(statement, params)

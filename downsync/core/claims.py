@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, exists, false, func, null, or_, update
+from sqlalchemy import Connection, Integer, and_, bindparam, case, exists, false, func, null, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -120,7 +120,7 @@ _TAKE, _PINNED_EVENT, _FIRST_EVENT, _UNCACHED_EVENT = _claim_statements()
 
 
 def claim(
-    session: Session,
+    session: Session | Connection,
     placement_id: int,
     token: str,
     now: datetime,
@@ -190,7 +190,7 @@ def _pin_statements() -> tuple[Any, Any, Any]:
 _LOCK_EVENT, _EARLIER_PINS, _PIN = _pin_statements()
 
 
-def pin_address(session: Session, claim: Claim, primary: str) -> tuple[str, bool] | None:
+def pin_address(session: Session | Connection, claim: Claim, primary: str) -> tuple[str, bool] | None:
     """Record the mailbox this placement converges, once and for good; returns it and whether any sibling had pinned
     it before (None if the lease was lost).
 
@@ -217,7 +217,7 @@ class Sibling:
     inflight_until: datetime | None
 
 
-def siblings(session: Session, claim: Claim, primary: str) -> list[Sibling]:
+def siblings(session: Session | Connection, claim: Claim, primary: str) -> list[Sibling]:
     """The event's other placements converging the same mailbox; read after this claim's lease was committed."""
     rows: Any = run(
         session,
@@ -230,7 +230,7 @@ def siblings(session: Session, claim: Claim, primary: str) -> list[Sibling]:
     return [Sibling(pid or 0, mailbox, token is not None, until) for pid, mailbox, token, until in rows]
 
 
-def pinned(session: Session, event_pk: int, mailboxes: list[str]) -> dict[str, str]:
+def pinned(session: Session | Connection, event_pk: int, mailboxes: list[str]) -> dict[str, str]:
     """The mailbox each of these addresses' placements converges, where a claim has resolved it."""
     if not mailboxes:
         return {}
@@ -329,7 +329,7 @@ def _release_statements(final: bool, aside: bool) -> tuple[Any, Any]:
     return placement, result
 
 
-def release(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
+def release(session: Session | Connection, claim: Claim, outcome: Outcome, now: datetime) -> Recorded | None:
     """Record the outcome and end the claim, if the lease is still this claim's; None if it was lost."""
     final = outcome.code is not None
     placement, result = _release_statements(final, outcome.aside)

@@ -36,7 +36,7 @@ from downsync.core.gateway import CalendarGateway
 from downsync.core.leases import LeaseKeeper, LeaseLost
 from downsync.core.model import MEETING, Appointment, Invitee, Meeting, Tag
 from downsync.core.throttle import Deferred, GatedGateway, MailboxGate
-from downsync.db import session_scope
+from downsync.db import session_scope, transaction
 from downsync.jobs import close_jobs
 from downsync.models import NO_ERROR, Event, utcnow
 from downsync.settings import Settings
@@ -104,7 +104,7 @@ class Converger:
         token = uuid.uuid4().hex
         sent_at = self.monotonic()
         try:
-            with session_scope(self.engine) as session:
+            with transaction(self.engine) as session:
                 now = self.now()
                 fresh = now - timedelta(seconds=self.settings.address_cache_seconds)
                 claimed = claim(session, placement_id, token, now, self.settings.lease_seconds, addresses_since=fresh)
@@ -127,7 +127,7 @@ class Converger:
         for pause in (0.2, 0.5, 1.0, None):
             try:
                 self.leases.check(claimed.token)
-                with session_scope(self.engine) as session:
+                with transaction(self.engine) as session:
                     recorded = release(session, claimed, outcome, self.now())
                 break
             except LeaseLost:
@@ -221,7 +221,7 @@ class Converger:
         if claimed.resolved is not None:
             return claimed.resolved, claimed.siblings
         primary = claimed.cached_primary or resolver.lookup([claimed.mailbox])[normal(claimed.mailbox)]
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             pinned_now = pin_address(session, claimed, primary)
         if pinned_now is None:
             raise LeaseLost(claimed.token)
@@ -230,7 +230,7 @@ class Converger:
     def _turn(self, claimed: Claim, mailbox: str) -> Outcome | datetime | None:
         """Whether this claim may converge a mailbox its siblings share: an outcome stepping aside while one of them
         holds (or held, and vanished with) a lease; else when a write of theirs may last have been sent, if ever."""
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             others = siblings(session, claimed, mailbox)
         now = self.now()
         busy = [s for s in others if s.leased or (s.inflight_until is not None and s.inflight_until > now)]
@@ -254,7 +254,7 @@ class Converger:
         others = [m for m in claimed.present if m != claimed.mailbox]
         if not others:
             return False
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             known = pinned(session, claimed.event_pk, others)
         rest = [m for m in others if m not in known]
         if rest:
