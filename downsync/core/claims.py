@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, case, exists, false, func, null, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -79,6 +80,8 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
             first_tried_at=func.coalesce(Placement.first_tried_at, now),
             enqueued_at=None,
             updated_at=now,
+            # A first claim that knows the mailbox from the address cache pins it in the same statement.
+            resolved=func.coalesce(Placement.resolved, bindparam("primary")),
         )
         .returning(
             col(Placement.tenant_id),
@@ -101,22 +104,35 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
         col(Placement.resolved) == bindparam("resolved"),
         col(Placement.id) != bindparam("pid"),
     )
-    primary = (
+    pinned_event = sa_select(*columns, sibling.label("siblings"), null().label("primary")).where(of_event)
+    uncached_event = sa_select(*columns, false().label("siblings"), null().label("primary")).where(of_event)
+    # A claim that may pin: the event's row is locked first (as accepting a write and ``pin_address`` lock it), and
+    # the event, the placement's mailbox, whether a sibling pinned the same one and the cache's answer read at once.
+    other = aliased(Placement)
+    pinned_sibling = exists().where(
+        col(other.event_pk) == col(Placement.event_pk),
+        col(other.resolved) == col(Placement.resolved),
+        col(other.id) != col(Placement.id),
+    )
+    cached = (
         sa_select(func.coalesce(col(MailboxAddress.primary_address), col(MailboxAddress.address)))
         .where(
-            col(MailboxAddress.tenant_id) == bindparam("tenant_id"),
-            col(MailboxAddress.address) == bindparam("mailbox"),
+            col(MailboxAddress.tenant_id) == col(Placement.tenant_id),
+            col(MailboxAddress.address) == col(Placement.mailbox),
             col(MailboxAddress.resolved_at) >= bindparam("since", type_=UTCDateTime()),
         )
         .scalar_subquery()
     )
-    pinned_event = sa_select(*columns, sibling.label("siblings"), null().label("primary")).where(of_event)
-    first_event = sa_select(*columns, false().label("siblings"), primary.label("primary")).where(of_event)
-    uncached_event = sa_select(*columns, false().label("siblings"), null().label("primary")).where(of_event)
-    return take, pinned_event, first_event, uncached_event
+    look = (
+        sa_select(*columns, col(Placement.resolved), pinned_sibling.label("siblings"), cached.label("primary"))
+        .join(Event, col(Event.id) == col(Placement.event_pk))
+        .where(col(Placement.id) == bindparam("pid"))
+        .with_for_update(of=Event)
+    )
+    return take, pinned_event, uncached_event, look
 
 
-_TAKE, _PINNED_EVENT, _FIRST_EVENT, _UNCACHED_EVENT = _claim_statements()
+_TAKE, _PINNED_EVENT, _UNCACHED_EVENT, _LOOK = _claim_statements()
 
 
 def claim(
@@ -130,19 +146,45 @@ def claim(
     """Take the placement if it is due and nobody holds an unexpired lease on it; None otherwise. A first claim also
     reads the address cache's answer for the mailbox if resolved since ``addresses_since`` (a round trip saved)."""
     expires = now + timedelta(seconds=lease_seconds)
-    row: Any = run(session, _TAKE, {"pid": placement_id, "now": now, "token": token, "expires": expires}).first()
+    take = {"pid": placement_id, "now": now, "token": token, "expires": expires, "primary": None}
+    if addresses_since is not None:
+        return _claim_and_pin(session, placement_id, token, take, addresses_since)
+    row: Any = run(session, _TAKE, take).first()
     if row is None:
         return None
     # Read after the claim: a write accepted meanwhile only makes the state converged to newer.
     params: dict[str, Any] = {"event_pk": row.event_pk, "pid": placement_id}
     if row.resolved is not None:
         statement, params["resolved"] = _PINNED_EVENT, row.resolved
-    elif addresses_since is not None:
-        statement = _FIRST_EVENT
-        params |= {"tenant_id": row.tenant_id, "mailbox": row.mailbox, "since": addresses_since}
     else:
         statement = _UNCACHED_EVENT
     event: Any = run(session, statement, params).one()
+    return _claim(token, placement_id, row, event, row.resolved, bool(event.siblings), None)
+
+
+def _claim_and_pin(
+    session: Session | Connection, placement_id: int, token: str, take: dict[str, Any], since: datetime
+) -> Claim | None:
+    """A claim that pins the mailbox in the same transaction when the address cache knows it (a first claim's own
+    transaction saved): the event is locked and read first, so no write is accepted before this commits."""
+    look: Any = run(session, _LOOK, {"pid": placement_id, "since": since}).first()
+    if look is None:
+        return None
+    pinning = look.resolved is None and look.primary is not None
+    row: Any = run(session, _TAKE, take | {"primary": look.primary if pinning else None}).first()
+    if row is None:
+        return None
+    siblings = bool(look.siblings)
+    if pinning:
+        # As ``pin_address``: the earlier pins of this mailbox locked, so a sibling's claim under way finishes first.
+        params = {"of_event": row.event_pk, "primary": look.primary, "pid": placement_id}
+        siblings = bool(run(session, _EARLIER_PINS, params).all())
+    return _claim(token, placement_id, row, look, row.resolved, siblings, look.primary)
+
+
+def _claim(
+    token: str, placement_id: int, row: Any, event: Any, resolved: str | None, siblings: bool, cached: str | None
+) -> Claim:
     return Claim(
         token=token,
         placement_id=placement_id,
@@ -158,11 +200,11 @@ def claim(
         event_id=event.event_id,
         desired=dict(event.desired) if row.mailbox in event.present else None,
         correlation_id=event.correlation_id,
-        resolved=row.resolved,
-        siblings=bool(event.siblings),
+        resolved=resolved,
+        siblings=siblings,
         state=dict(event.desired),
         present=tuple(event.present),
-        cached_primary=event.primary,
+        cached_primary=cached,
     )
 
 

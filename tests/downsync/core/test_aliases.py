@@ -229,3 +229,22 @@ def test_only_a_placement_that_found_a_sibling_pinned_before_it_looks_at_its_sib
     world.settle()
     # The second of the two to pin bob's mailbox looks (and then steps aside or follows); one item either way.
     assert looked and len(items(world, BOB)) == 1
+
+
+def test_a_first_claim_pins_a_mailbox_the_cache_knows_in_its_own_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    from downsync.core import converge
+
+    pins: list[str] = []
+    pin = converge.pin_address
+    monkeypatch.setattr(converge, "pin_address", lambda session, c, p: pins.append(c.mailbox) or pin(session, c, p))
+    world = aliased()
+    world.accept("acme", POSTBACK, "e1", appointment(), [ROBERT, BOB], [ROBERT, BOB])
+    world.settle()
+    assert sorted(pins) == [BOB, ROBERT]  # unknown: asked of the directory, then pinned in a transaction of its own
+    world.accept("acme", POSTBACK, "e2", appointment(), [ROBERT, BOB], [ROBERT, BOB])
+    world.settle()
+    assert sorted(pins) == [BOB, ROBERT]  # both known now: each pinned by its claim
+    with session_scope(world.engine) as session:
+        pinned = session.exec(select(Placement.mailbox, Placement.resolved)).all()
+    assert sorted(pinned) == [(BOB, BOB), (BOB, BOB), (ROBERT, BOB), (ROBERT, BOB)]
+    assert len(items(world, BOB)) == 2  # e1 and e2, once each
