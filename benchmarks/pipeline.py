@@ -61,6 +61,7 @@ from exchangelib.version import Build, Version
 from sqlalchemy import text
 
 from benchmarks.faults.stack import DOMAIN, SERVICE_ACCOUNT, SERVICE_PASSWORD, Harness, harness, log
+from downsync.embedded import free_port
 
 UTC_EWS = EWSTimeZone("UTC")
 START = datetime(2031, 3, 3, 9, tzinfo=UTC)
@@ -276,18 +277,20 @@ def accept_rows(h: Harness, seconds: int, directory: Path) -> dict[str, Any]:
     for worker in list(h.stack.workers):
         worker.stop()
     h.stack.workers.clear()
-    port = int(h.stack.api_url.rsplit(":", 1)[1]) + 1
+    port = free_port()  # the main API's port + 1 was sometimes another process's
     # The per-tenant write limit (100/s by default) would answer 429 to part of the load: accepting is measured.
     unlimited = {**h.stack.env, "DOWNSYNC_RATE_LIMIT_WRITES": "1000000/second"}
     api = h.stack._spawn("api2", ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env=unlimited)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while True:
         try:
             if requests.get(f"{base}/healthz", timeout=1).ok:
                 break
         except requests.RequestException:
             time.sleep(0.2)
+        if time.monotonic() > deadline or not api.alive():
+            raise RuntimeError(f"the API for the accept rows did not start:\n{api.tail()}")
     token = next(iter(h.tenants.values())).token
     script = directory / "postback.lua"
     script.write_text(WRK_SCRIPT % {"domain": DOMAIN, "path": POSTBACK, "token": token})
