@@ -284,43 +284,46 @@ class Converger:
         fingerprint = desired.fingerprint if desired is not None else None
         adopt: bool | None = None
         note: str | None = None
-        for _ in range(MAX_ROUNDS):
-            found = gateway.find(mailbox, tag)
-            if adopt is None and any(f.tenant is None and f.ref.id != claimed.item_id for f in found):
-                adopt = self._adopt_legacy(claimed)
-            mine = plan.ours(found, tag.tenant, claimed.item_id, bool(adopt))
-            decision = plan.decide(
-                meeting=is_meeting,
-                fingerprint=fingerprint,
-                found=mine,
-                known_id=claimed.item_id,
-                unsettled_until=unsettled,
-                now=self.now(),
-            )
-            if decision.remove:
-                self.leases.check(claimed.token)
-                gateway.remove(mailbox, decision.remove)
-            if decision.cancel:
-                self.leases.check(claimed.token)
-                gateway.cancel_meeting(mailbox, decision.cancel)
-            if decision.action == plan.WAIT:
-                assert decision.wait_until is not None
-                log.info("mailbox %s: an earlier create may still land; waiting until %s", mailbox, decision.wait_until)
-                return Outcome(
-                    None,
-                    "an earlier write may still reach Exchange; "
-                    f"not creating again before {decision.wait_until:%H:%M:%S}Z",
-                    due_at=decision.wait_until,
-                    inflight_until=claimed.inflight_until,
+        # One turn at the mailbox for the look and the write (a round trip to Redis each way), not one per call.
+        with gateway.turn(mailbox):
+            for _ in range(MAX_ROUNDS):
+                found = gateway.find(mailbox, tag)
+                if adopt is None and any(f.tenant is None and f.ref.id != claimed.item_id for f in found):
+                    adopt = self._adopt_legacy(claimed)
+                mine = plan.ours(found, tag.tenant, claimed.item_id, bool(adopt))
+                decision = plan.decide(
+                    meeting=is_meeting,
+                    fingerprint=fingerprint,
+                    found=mine,
+                    known_id=claimed.item_id,
+                    unsettled_until=unsettled,
+                    now=self.now(),
                 )
-            try:
-                item_id, note = self._write(claimed, mailbox, gateway, resolver, tag, desired, decision)
-            except Conflict as conflict:
-                log.info("mailbox %s: %s; reading again", mailbox, conflict.code)
-                continue
-            break
-        else:
-            raise TransientError("ErrorIrresolvableConflict", "the item kept changing while it was being written")
+                if decision.remove:
+                    self.leases.check(claimed.token)
+                    gateway.remove(mailbox, decision.remove)
+                if decision.cancel:
+                    self.leases.check(claimed.token)
+                    gateway.cancel_meeting(mailbox, decision.cancel)
+                if decision.action == plan.WAIT:
+                    assert decision.wait_until is not None
+                    until = decision.wait_until
+                    log.info("mailbox %s: an earlier create may still land; waiting until %s", mailbox, until)
+                    return Outcome(
+                        None,
+                        "an earlier write may still reach Exchange; "
+                        f"not creating again before {decision.wait_until:%H:%M:%S}Z",
+                        due_at=decision.wait_until,
+                        inflight_until=claimed.inflight_until,
+                    )
+                try:
+                    item_id, note = self._write(claimed, mailbox, gateway, resolver, tag, desired, decision)
+                except Conflict as conflict:
+                    log.info("mailbox %s: %s; reading again", mailbox, conflict.code)
+                    continue
+                break
+            else:
+                raise TransientError("ErrorIrresolvableConflict", "the item kept changing while it was being written")
         log.info("mailbox %s: %s %s (version %s)", mailbox, claimed.kind, decision.action, claimed.target)
         # After a write of an earlier try whose outcome was unclear, look once more when it can no longer land;
         # and once that time has passed, one last look a settle time later for a write slower than Exchange's norm.

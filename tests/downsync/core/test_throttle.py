@@ -159,3 +159,34 @@ def test_a_call_waits_while_another_process_calls_the_mailbox_and_is_deferred_if
     assert deferred.value.back_off == 1.0
     threading.Timer(0.05, board.leave, args=("bob", "another process")).start()
     assert gate.call("bob", lambda: "after the other call") == "after the other call"
+
+
+def test_a_turn_held_across_calls_is_taken_once_and_keeps_other_processes_out_between_them() -> None:
+    board = Board()
+    entered: list[str] = []
+    enter = board.enter
+    board.enter = lambda key, token, now, hold: entered.append(token) or enter(key, token, now, hold)  # type: ignore[method-assign]
+    gate = MailboxGate(board=board)
+    other = MailboxGate(board=board, wait_seconds=0.05, poll_seconds=0.01)  # another process
+    with gate.turn("bob"):
+        assert gate.call("bob", lambda: "look") == "look"
+        with pytest.raises(Deferred):  # between the look and the write, the mailbox is still this turn's
+            other.call("bob", lambda: pytest.fail("called during another process's turn"))
+        assert gate.call("bob", lambda: "write") == "write"
+    # This turn entered once for its two calls; the other process only tried (polling) while it was held.
+    assert entered.count(entered[0]) == 1 and len(set(entered)) == 2
+    assert board.turns == {}
+    assert other.call("bob", lambda: "after the turn") == "after the turn"
+
+
+def test_a_back_off_told_within_a_turn_stops_its_later_calls() -> None:
+    gate = MailboxGate()
+
+    def busy() -> None:
+        raise TransientError("ErrorServerBusy", "busy", back_off=3.0, throttled=True)
+
+    with gate.turn("bob"):
+        with pytest.raises(TransientError):
+            gate.call("bob", busy)
+        with pytest.raises(Deferred):
+            gate.call("bob", lambda: pytest.fail("called during the back-off it was just told"))
