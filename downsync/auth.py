@@ -16,10 +16,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, update
+
+# Nine columns: more than sqlmodel's select is typed for.
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
+from downsync.db import run
 from downsync.models import ApiClient, ApiToken, RefreshToken, Tenant, utcnow
 from downsync.settings import Settings
 from downsync.tenants import TenantError, decrypt_secret, encrypt_secret, tenant_by_name
@@ -65,31 +71,51 @@ def create_token(session: Session, tenant_name: str, scopes: list[str]) -> str:
     return token
 
 
-def authenticate(session: Session, token: str, now: datetime, touch_after: timedelta) -> Principal | None:
-    """The caller a bearer token names, if it is valid now; marks it used (at most every ``touch_after``)."""
-    found = session.exec(
-        select(ApiToken, Tenant)
+def _token_statement() -> Any:
+    """The token, its tenant and its client in one statement, built once: every API request runs it."""
+    token_hash: Any = bindparam("token_hash")
+    return (
+        sa_select(
+            ApiToken.id,
+            ApiToken.expires_at,
+            ApiToken.last_used_at,
+            ApiToken.scopes,
+            ApiToken.client_pk,
+            Tenant.id,
+            Tenant.name,
+            ApiClient.client_id,
+            ApiClient.revoked_at,
+        )
         .join(Tenant, col(Tenant.id) == col(ApiToken.tenant_id))
-        .where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.revoked_at).is_(None))
-    ).first()
+        .outerjoin(ApiClient, col(ApiClient.id) == col(ApiToken.client_pk))
+        .where(col(ApiToken.token_hash) == token_hash, col(ApiToken.revoked_at).is_(None))
+    )
+
+
+_BY_TOKEN = _token_statement()
+_TOUCH = (
+    update(ApiToken)
+    .where(col(ApiToken.id) == bindparam("token_pk"))
+    .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+)
+
+
+def authenticate(session: Session | Connection, token: str, now: datetime, touch_after: timedelta) -> Principal | None:
+    """The caller a bearer token names, if it is valid now; marks it used (at most every ``touch_after``)."""
+    found = run(session, _BY_TOKEN, {"token_hash": hash_token(token)}).first()
     if found is None:
         return None
-    api_token, tenant = found
-    if api_token.expires_at is not None and api_token.expires_at <= now:
+    token_pk, expires_at, last_used_at, scopes, client_pk, tenant_id, tenant_name, client_id, client_revoked = found
+    if expires_at is not None and expires_at <= now:
         return None
-    client_id = None
-    if api_token.client_pk is not None:
-        client = session.get(ApiClient, api_token.client_pk)
-        if client is None or client.revoked_at is not None:
-            return None
-        client_id = client.client_id
-    if api_token.last_used_at is None or now - api_token.last_used_at >= touch_after:
-        session.exec(update(ApiToken).where(col(ApiToken.id) == api_token.id).values(last_used_at=now))
-    assert tenant.id is not None
+    if client_pk is not None and (client_id is None or client_revoked is not None):
+        return None
+    if last_used_at is None or now - last_used_at >= touch_after:
+        run(session, _TOUCH, {"token_pk": token_pk, "now": now})
     return Principal(
-        tenant_id=tenant.id,
-        tenant_name=tenant.name,
-        scopes=frozenset(s for s in api_token.scopes.split(",") if s),
+        tenant_id=tenant_id,
+        tenant_name=tenant_name,
+        scopes=frozenset(s for s in scopes.split(",") if s),
         client_id=client_id,
         method="oauth" if client_id else "bearer",
     )
