@@ -1,4 +1,4 @@
-"""What every write endpoint does after its service accepted the call: commit, enqueue, wait, answer.
+"""What every write endpoint does around its service call: open a unit of work, commit, enqueue, wait, answer.
 
 Once the commit succeeded the write is stored, and the caller hears 200/202 with its ``Location``
 whatever fails afterwards (the broker, the reads while waiting). A commit whose outcome is unknown (the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Query, Request
@@ -24,7 +25,7 @@ from api_shim.errors import ApiError
 from api_shim.jobs.service import job_exists, job_location, wait_for
 from downsync import observability
 from downsync.core.dispatch import WorkQueue
-from downsync.db import session_scope
+from downsync.db import get_engine, session_scope
 from downsync.jobs import Accepted, Listed, mark_unsent
 from downsync.models import PENDING
 from downsync.settings import Settings
@@ -37,6 +38,8 @@ COMMIT_LOOKUP_SECONDS = 120.0
 _clock = time.monotonic
 _sleep = asyncio.sleep
 
+# A write's service call, given the unit of work it records the write in.
+Work = Callable[[Session], Accepted]
 WaitQuery = Annotated[
     float | None,
     Query(ge=0, le=60, description="Seconds to wait for every mailbox to finish (default 10, 0 answers at once)."),
@@ -63,30 +66,50 @@ async def _stored_after_all(job_id: str, seconds: float = COMMIT_LOOKUP_SECONDS)
             await _sleep(0.5)
 
 
-async def finish(
-    session: Session,
-    accepted: Accepted,
+def open_session() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+def _take(work: Work, queue: WorkQueue) -> tuple[Accepted, SQLAlchemyError | None]:
+    """Accept, commit and enqueue in one trip to a worker thread (each trip costs the event loop about as much as
+    a statement). Returns the commit's error, if its outcome is unknown; then nothing was enqueued."""
+    with open_session() as session:
+        accepted = work(session)
+        try:
+            session.commit()
+        except SQLAlchemyError as exc:
+            return accepted, exc
+    _send(accepted, queue)
+    return accepted, None
+
+
+def _send(accepted: Accepted, queue: WorkQueue) -> None:
+    tenant = observability.tenant_name.get()
+    labels = {pid: f"{tenant} {label}" for pid, label in accepted.labels.items()}
+    if not queue.enqueue(accepted.placement_ids, labels):
+        _unsent(accepted.placement_ids)
+
+
+async def accept(
+    work: Work,
     wait: float | None,
     settings: Settings,
     queue: WorkQueue,
     single: bool = False,
 ) -> JSONResponse:
-    """Commit the accepted write, enqueue it, and answer with its results once final or when the wait is over."""
-    try:
-        await run_in_threadpool(session.commit)
-    except SQLAlchemyError:
+    """Record a write (``work`` accepts it in a fresh unit of work), commit it, enqueue it, and answer with its
+    results once final or when the wait is over. What ``work`` raises propagates, with nothing recorded."""
+    accepted, lost = await run_in_threadpool(_take, work, queue)
+    if lost is not None:
         stored = await _stored_after_all(accepted.job.id)
         if not stored:
             if stored is None:
                 log.error(
                     "the store did not say whether job %s was committed; answered as not accepted", accepted.job.id
                 )
-            raise
+            raise lost
         log.info("the commit's answer was lost, but the job is stored: answering as accepted")
-    tenant = observability.tenant_name.get()
-    labels = {pid: f"{tenant} {label}" for pid, label in accepted.labels.items()}
-    if not await run_in_threadpool(queue.enqueue, accepted.placement_ids, labels):
-        await run_in_threadpool(_unsent, accepted.placement_ids)
+        await run_in_threadpool(_send, accepted, queue)
     return await answer(accepted.job.id, wait, settings, single, listed=accepted.listed)
 
 

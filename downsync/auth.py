@@ -76,15 +76,20 @@ def _token_statement() -> Any:
     token_hash: Any = bindparam("token_hash")
     return (
         sa_select(
-            ApiToken.id,
-            ApiToken.expires_at,
-            ApiToken.last_used_at,
-            ApiToken.scopes,
-            ApiToken.client_pk,
-            Tenant.id,
-            Tenant.name,
-            ApiClient.client_id,
-            ApiClient.revoked_at,
+            *(
+                col(column)
+                for column in (
+                    ApiToken.id,
+                    ApiToken.expires_at,
+                    ApiToken.last_used_at,
+                    ApiToken.scopes,
+                    ApiToken.client_pk,
+                    Tenant.id,
+                    Tenant.name,
+                    ApiClient.client_id,
+                    ApiClient.revoked_at,
+                )
+            )
         )
         .join(Tenant, col(Tenant.id) == col(ApiToken.tenant_id))
         .outerjoin(ApiClient, col(ApiClient.id) == col(ApiToken.client_pk))

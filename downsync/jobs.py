@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, update
+from sqlalchemy import JSON, bindparam, case, func, insert, update
 
 # Five columns: more than sqlmodel's select and exec are typed for.
 from sqlalchemy import select as sa_select
@@ -49,32 +49,83 @@ class Accepted:
     labels: dict[int, str] = field(default_factory=dict)
 
 
-def _insert(session: Session) -> Any:
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _event_statements(dialect: str) -> tuple[Any, Any]:
+    """An event's row locked (created if new) and read in one statement; and the same while writing a new state
+    into it. Built once per dialect: accepting a write runs one of them while the caller waits.
+
+    Two first writes for one event id at once: one inserts, the other's conflict becomes an update of the row,
+    which waits for the first's lock and then reads (or bumps) what the first committed.
+    """
+    insert_event: Any = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Event)
+    key = ["tenant_id", "kind", "event_id"]
+    identity = {
+        "tenant_id": bindparam("e_tenant"),
+        "kind": bindparam("e_kind"),
+        "event_id": bindparam("e_event"),
+        "updated_at": bindparam("e_now", type_=UTCDateTime()),
+    }
+    lock: Any = insert_event.values(**identity, version=0, desired={}, present=[], correlation_id="-")
+    lock = lock.on_conflict_do_update(index_elements=key, set_={"tenant_id": lock.excluded.tenant_id}).returning(
+        col(Event.id), col(Event.version), col(Event.desired), col(Event.present)
+    )
+    bump: Any = insert_event.values(
+        **identity,
+        version=1,
+        desired=bindparam("e_desired", type_=JSON()),
+        present=bindparam("e_present", type_=JSON()),
+        correlation_id=bindparam("e_correlation"),
+    )
+    fields = ("desired", "present", "correlation_id", "updated_at")
+    bump = bump.on_conflict_do_update(
+        index_elements=key,
+        set_={"version": col(Event.version) + 1, **{name: getattr(bump.excluded, name) for name in fields}},
+    ).returning(col(Event.id), col(Event.version))
+    return lock, bump
+
+
+_EVENT = {dialect: _event_statements(dialect) for dialect in ("postgresql", "sqlite")}
+_SET_EVENT = (
+    update(Event)
+    .where(col(Event.id) == bindparam("e_pk"))
+    .values(
+        version=bindparam("e_version"),
+        desired=bindparam("e_desired", type_=JSON()),
+        present=bindparam("e_present", type_=JSON()),
+        correlation_id=bindparam("e_correlation"),
+        updated_at=bindparam("e_now", type_=UTCDateTime()),
+    )
+)
+_DUE = {
+    "target_version": bindparam("p_target"),
+    "due_at": bindparam("p_now", type_=UTCDateTime()),
+    "first_tried_at": None,
+    "enqueued_at": bindparam("p_now", type_=UTCDateTime()),
+    "updated_at": bindparam("p_now", type_=UTCDateTime()),
+}
+_RETARGET = (
+    update(Placement)
+    .where(col(Placement.event_pk) == bindparam("p_event"))
+    .values(**_DUE)
+    .returning(col(Placement.id), col(Placement.mailbox))
+)
+_PLACEMENTS = sa_select(col(Placement.id), col(Placement.mailbox)).where(
+    col(Placement.event_pk) == bindparam("p_event")
+)
+_INSERT_PLACEMENTS = insert(Placement)
+_INSERT_PLACEMENTS_RETURNING = insert(Placement).returning(col(Placement.id), col(Placement.mailbox))
+# Up to this many new placements come back from their INSERT; more are inserted as one prepared statement run per
+# row and read back: with RETURNING the rows go as one statement with a placeholder per value, which the driver
+# parses on every call (100 ms for 1000 mailboxes).
+RETURNING_ROWS = 50
+_INSERT_JOB = insert(Job)
+_INSERT_RESULTS = insert(JobResult)
 
 
 def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str, now: datetime) -> Event:
-    """The event's row, locked (created if new) and read in one statement; a detached copy of it is returned.
-
-    Two first writes for one event id at once: one inserts, the other's conflict becomes an update of the row,
-    which waits for the first's lock and then reads what the first committed.
-    """
-    insert_event = _insert(session)(Event).values(
-        tenant_id=tenant_id,
-        kind=kind,
-        event_id=event_id,
-        version=0,
-        desired={},
-        present=[],
-        correlation_id="-",
-        updated_at=now,
-    )
-    row = run(
-        session,
-        insert_event.on_conflict_do_update(
-            index_elements=["tenant_id", "kind", "event_id"], set_={"tenant_id": insert_event.excluded.tenant_id}
-        ).returning(col(Event.id), col(Event.version), col(Event.desired), col(Event.present)),
-    ).one()
+    """The event's row, locked (created if new) and read in one statement; a detached copy of it is returned."""
+    lock, _ = _EVENT[session.get_bind().dialect.name]
+    params = {"e_tenant": tenant_id, "e_kind": kind, "e_event": event_id, "e_now": now}
+    row = run(session, lock, params).one()
     return Event(
         id=row[0],
         tenant_id=tenant_id,
@@ -112,88 +163,80 @@ def accept_write(
     that change part of the current state.
     """
     now = now or utcnow()
-    event = _locked_event(session, tenant_id, kind, event_id, now)
-    if precondition is not None:
-        precondition(event)
-    if callable(desired):
-        desired = desired(event)
-    event.version += 1
-    if desired is not None:
-        event.desired = desired
-    event.present = sorted({m.strip().lower() for m in present})
-    assert event.id is not None
-    # Core statements throughout, a handful of round trips: a write is accepted while the caller waits.
-    run(
-        session,
-        update(Event)
-        .where(col(Event.id) == event.id)
-        .values(
-            version=event.version,
-            desired=event.desired,
-            present=event.present,
-            correlation_id=correlation_id[:200],
-            updated_at=now,
-        ),
-    )
-    # Every mailbox that held or must hold the event converges to the new version, whatever it was doing.
-    due = {
-        "target_version": event.version,
-        "due_at": now,
-        "first_tried_at": None,
-        "enqueued_at": now,
-        "updated_at": now,
-    }
-    rows = list(
-        run(
-            session,
-            update(Placement)
-            .where(col(Placement.event_pk) == event.id)
-            .values(**due)
-            .returning(col(Placement.id), col(Placement.mailbox)),
-        ).all()
-    )
-    fresh = sorted((set(event.present) | {entry.mailbox for entry in listed}) - {mailbox for _, mailbox in rows})
+    mailboxes = sorted({m.strip().lower() for m in present})
+    # Core statements built once, a handful of round trips: a write is accepted while the caller waits.
+    if precondition is None and isinstance(desired, dict):
+        # Nothing to look at first: the row is locked and given its new state by one statement.
+        _, bump = _EVENT[session.get_bind().dialect.name]
+        params = {"e_tenant": tenant_id, "e_kind": kind, "e_event": event_id, "e_now": now}
+        state = {"e_desired": desired, "e_present": mailboxes, "e_correlation": correlation_id[:200]}
+        event_pk, version = run(session, bump, {**params, **state}).one()
+    else:
+        event = _locked_event(session, tenant_id, kind, event_id, now)
+        if precondition is not None:
+            precondition(event)
+        if callable(desired):
+            desired = desired(event)
+        event_pk, version = event.id, event.version + 1
+        values = {
+            "e_pk": event_pk,
+            "e_version": version,
+            "e_desired": event.desired if desired is None else desired,
+            "e_present": mailboxes,
+            "e_correlation": correlation_id[:200],
+            "e_now": now,
+        }
+        run(session, _SET_EVENT, values)
+    # Every mailbox that held or must hold the event converges to the new version, whatever it was doing; a new
+    # event (now at version 1) has no placements yet.
+    due = {"p_target": version, "p_now": now}
+    rows = [] if version == 1 else list(run(session, _RETARGET, {"p_event": event_pk, **due}).all())
+    fresh = sorted((set(mailboxes) | {entry.mailbox for entry in listed}) - {mailbox for _, mailbox in rows})
     if fresh:
-        # Inserted without RETURNING, then read back: with RETURNING the rows go as one statement with a placeholder
-        # per value, which the driver parses on every call (100 ms for 1000 mailboxes); without, it is prepared once.
-        run(
-            session,
-            insert(Placement),
-            [
-                {"tenant_id": tenant_id, "event_pk": event.id, "mailbox": m, "done_version": 0, "attempts": 0, **due}
-                for m in fresh
-            ],
-        )
-        rows = list(
-            run(
-                session,
-                select(Placement.id, Placement.mailbox).where(col(Placement.event_pk) == event.id),
-            ).all()
-        )
+        values_of = [
+            {
+                "tenant_id": tenant_id,
+                "event_pk": event_pk,
+                "mailbox": m,
+                "done_version": 0,
+                "attempts": 0,
+                "target_version": version,
+                "due_at": now,
+                "first_tried_at": None,
+                "enqueued_at": now,
+                "updated_at": now,
+            }
+            for m in fresh
+        ]
+        if len(fresh) <= RETURNING_ROWS:
+            rows += run(session, _INSERT_PLACEMENTS_RETURNING, values_of).all()
+        else:
+            run(session, _INSERT_PLACEMENTS, values_of)
+            rows = list(run(session, _PLACEMENTS, {"p_event": event_pk}).all())
     job = Job(
         id=uuid.uuid4().hex,
         tenant_id=tenant_id,
         kind=kind,
         operation=operation,
-        event_pk=event.id,
+        event_pk=event_pk,
         event_id=event_id,
-        version=event.version,
+        version=version,
         correlation_id=correlation_id,
         state="pending" if listed else "succeeded",
         created_at=now,
         finished_at=None if listed else now,
     )
-    run(session, insert(Job).values(job.model_dump()))
+    run(session, _INSERT_JOB, job.model_dump())
     if listed:
         run(
             session,
-            insert(JobResult),
-            params=[
+            _INSERT_RESULTS,
+            [
                 {
                     "job_id": job.id,
                     "tenant_id": tenant_id,
-                    "event_pk": event.id,
-                    "version": event.version,
+                    "event_pk": event_pk,
+                    "version": version,
                     "position": position,
                     "email": entry.email,
                     "mailbox": entry.mailbox,

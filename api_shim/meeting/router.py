@@ -12,7 +12,7 @@ from api_shim.deps import AvailabilityPrincipal, CorrelationDep, QueueDep, Sessi
 from api_shim.fields import Email, EventId
 from api_shim.meeting import service
 from api_shim.meeting.schemas import MeetingCreate, MeetingDelete, MeetingPatch, MeetingResult, MeetingView
-from api_shim.writes import WaitQuery, answer, body_correlation, finish
+from api_shim.writes import WaitQuery, accept, answer, body_correlation
 
 router = APIRouter(prefix="/api/salesforce/scheduler/meeting", tags=["meeting"])
 RESPONSES = {
@@ -30,7 +30,6 @@ RESPONSES = {
 async def create(
     request: Request,
     body: MeetingCreate,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -39,20 +38,19 @@ async def create(
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
     try:
-        accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
+        return await accept(
+            lambda session: service.create(session, principal, body, correlation_id), wait, settings, queue, single=True
+        )
     except service.RepeatedCreate as repeat:
-        # The same meeting again: the same answer again, and nothing is sent twice. The request's own
-        # transaction ends first, or (on SQLite) it would hold the lock the wait needs to read the job.
-        await run_in_threadpool(session.rollback)
+        # The same meeting again: the same answer again, and nothing is sent twice (its unit of work has ended, so
+        # on SQLite it no longer holds the lock the wait needs to read the job).
         return await answer(repeat.job_id, wait, settings, single=True)
-    return await finish(session, accepted, wait, settings, queue, single=True)
 
 
 @router.patch("", responses=RESPONSES, summary="Change the fields present; attendees are notified")
 async def patch(
     request: Request,
     body: MeetingPatch,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -60,15 +58,15 @@ async def patch(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    accepted = await run_in_threadpool(service.patch, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, queue, single=True)
+    return await accept(
+        lambda session: service.patch(session, principal, body, correlation_id), wait, settings, queue, single=True
+    )
 
 
 @router.delete("", responses=RESPONSES, summary="Cancel the meeting; attendees get the cancellation")
 async def delete(
     request: Request,
     body: MeetingDelete,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -76,8 +74,13 @@ async def delete(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    accepted = await run_in_threadpool(service.delete, session, principal, body.id, body.organizerEmail, correlation_id)
-    return await finish(session, accepted, wait, settings, queue, single=True)
+    return await accept(
+        lambda session: service.delete(session, principal, body.id, body.organizerEmail, correlation_id),
+        wait,
+        settings,
+        queue,
+        single=True,
+    )
 
 
 @router.get(

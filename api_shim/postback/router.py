@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from api_shim.deps import CorrelationDep, QueueDep, SessionDep, SettingsDep, SyncPrincipal
+from api_shim.deps import CorrelationDep, QueueDep, SettingsDep, SyncPrincipal
 from api_shim.postback import service
 from api_shim.postback.schemas import MailboxResult, PostbackCreate, PostbackDelete, PostbackUpdate
-from api_shim.writes import WaitQuery, body_correlation, finish
+from api_shim.writes import WaitQuery, accept, body_correlation
 
 router = APIRouter(prefix="/api/salesforce/scheduler/postback", tags=["postback"])
 
@@ -32,7 +31,6 @@ DESCRIPTION = (
 async def create(
     request: Request,
     body: PostbackCreate,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -40,8 +38,7 @@ async def create(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    accepted = await run_in_threadpool(service.create, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, queue)
+    return await accept(lambda session: service.create(session, principal, body, correlation_id), wait, settings, queue)
 
 
 @router.put(
@@ -53,7 +50,6 @@ async def create(
 async def update(
     request: Request,
     body: PostbackUpdate,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -61,8 +57,7 @@ async def update(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    accepted = await run_in_threadpool(service.update, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, queue)
+    return await accept(lambda session: service.update(session, principal, body, correlation_id), wait, settings, queue)
 
 
 @router.delete(
@@ -74,7 +69,6 @@ async def update(
 async def delete(
     request: Request,
     body: PostbackDelete,
-    session: SessionDep,
     principal: SyncPrincipal,
     settings: SettingsDep,
     queue: QueueDep,
@@ -82,5 +76,4 @@ async def delete(
     wait: WaitQuery = None,
 ) -> JSONResponse:
     correlation_id = body_correlation(request, body.salesforceCorrelationId)
-    accepted = await run_in_threadpool(service.delete, session, principal, body, correlation_id)
-    return await finish(session, accepted, wait, settings, queue)
+    return await accept(lambda session: service.delete(session, principal, body, correlation_id), wait, settings, queue)

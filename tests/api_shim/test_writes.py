@@ -32,6 +32,12 @@ class Session:
     def __init__(self, commit_error: Exception | None = None) -> None:
         self.commit_error = commit_error
 
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
     def commit(self) -> None:
         if self.commit_error:
             raise self.commit_error
@@ -59,9 +65,20 @@ def unsent(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     return marked
 
 
+def finish(session: Session, wait: float | None, queue: Queue) -> Any:
+    """The write endpoints' tail, the unit of work being ``session``."""
+    writes.open_session = lambda: session  # type: ignore[assignment,return-value]
+    return asyncio.run(writes.accept(lambda s: accepted(), wait, SETTINGS, queue))  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def own_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writes, "open_session", writes.open_session)  # put back after each test
+
+
 def run(session: Session, wait: float | None) -> Any:
     queue = Queue()
-    response = asyncio.run(writes.finish(session, accepted(), wait, SETTINGS, queue))  # type: ignore[arg-type]
+    response = finish(session, wait, queue)
     assert queue.sent == [7, 8]
     return response
 
@@ -98,7 +115,7 @@ def test_a_lost_commit_answer_is_looked_up_before_answering(monkeypatch: pytest.
 
     monkeypatch.setattr(writes, "job_exists", lambda job_id: False)
     with pytest.raises(OperationalError):
-        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+        finish(Session(commit_error=DOWN), 0, Queue())
 
 
 class StoreBack:
@@ -139,7 +156,7 @@ def test_a_lost_commit_is_refused_only_once_the_store_says_it_is_not_there(monke
     monkeypatch.setattr(writes, "_sleep", store.sleep)
     monkeypatch.setattr(writes, "job_exists", store.job_exists)
     with pytest.raises(OperationalError):
-        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+        finish(Session(commit_error=DOWN), 0, Queue())
     assert 20 <= store.now < 21
     # Never an answer: after the longest time a caller may wait, it is refused all the same.
     store = StoreBack(at=10**6, holds=True)
@@ -147,7 +164,7 @@ def test_a_lost_commit_is_refused_only_once_the_store_says_it_is_not_there(monke
     monkeypatch.setattr(writes, "_sleep", store.sleep)
     monkeypatch.setattr(writes, "job_exists", store.job_exists)
     with pytest.raises(OperationalError):
-        asyncio.run(writes.finish(Session(commit_error=DOWN), accepted(), 0, SETTINGS, Queue()))  # type: ignore[arg-type]
+        finish(Session(commit_error=DOWN), 0, Queue())
     assert store.now >= writes.COMMIT_LOOKUP_SECONDS
 
 
@@ -160,5 +177,5 @@ def test_placements_the_broker_refused_are_marked_unsent_for_the_dispatcher(unse
             super().enqueue(placement_ids)
             return True
 
-    asyncio.run(writes.finish(Session(), accepted(), 0, SETTINGS, Up()))  # type: ignore[arg-type]
+    finish(Session(), 0, Up())
     assert unsent == [[7, 8]]  # sent: nothing more to mark
