@@ -50,7 +50,12 @@ def get_engine(url: str | None = None) -> Engine:
         # version) never interleaves with another process's; readers still proceed under WAL.
         event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=settings.database_pre_ping, pool_size=10, max_overflow=20)
+    return create_engine(
+        url,
+        pool_pre_ping=settings.database_pre_ping,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+    )
 
 
 @contextmanager

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # nothing. ``downsync worker`` turns it off (a round trip per transaction, ~1/6 of a placement's store time);
     # a dead connection there fails one transaction, which is retried like any store blip.
     database_pre_ping: bool = True
+    # Store connections each process keeps open. Up to as many again are opened when more are in use at once, and
+    # closed when given back: an API process runs up to 40 requests' store work at once, and with 10 kept open a
+    # busy API opened (and PostgreSQL forked a backend for) a new connection for every fourth write it accepted.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
 
     # Postbacks and meetings: how long a write call waits for its mailboxes before answering 202.
     postback_wait_seconds: float = Field(default=10.0, ge=0, le=60)
