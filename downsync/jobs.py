@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, case, func, insert, update
+from sqlalchemy import JSON, Integer, Text, bindparam, case, func, insert, literal, update
 
 # Five columns: more than sqlmodel's select and exec are typed for.
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -112,13 +113,142 @@ _PLACEMENTS = sa_select(col(Placement.id), col(Placement.mailbox)).where(
     col(Placement.event_pk) == bindparam("p_event")
 )
 _INSERT_PLACEMENTS = insert(Placement)
-_INSERT_PLACEMENTS_RETURNING = insert(Placement).returning(col(Placement.id), col(Placement.mailbox))
-# Up to this many new placements come back from their INSERT; more are inserted as one prepared statement run per
-# row and read back: with RETURNING the rows go as one statement with a placeholder per value, which the driver
-# parses on every call (100 ms for 1000 mailboxes).
-RETURNING_ROWS = 50
 _INSERT_JOB = insert(Job)
 _INSERT_RESULTS = insert(JobResult)
+
+
+def _bulk_statements() -> tuple[Any, Any]:
+    """PostgreSQL: a write's new placements and its job's results inserted by one statement each, the mailboxes
+    passed as arrays and unnested by the server. Row by row, a 1000-mailbox write bound and sent 4000 parameters
+    per table (a third of its accept time)."""
+    text_array = ARRAY(Text())
+    now = bindparam("b_now", type_=UTCDateTime())
+    mailboxes = func.unnest(bindparam("b_mailboxes", type_=text_array)).table_valued("mailbox").render_derived("fresh")
+    placements = insert(Placement).from_select(
+        [
+            "tenant_id",
+            "event_pk",
+            "mailbox",
+            "done_version",
+            "attempts",
+            "target_version",
+            "due_at",
+            "enqueued_at",
+            "updated_at",
+        ],
+        sa_select(
+            bindparam("b_tenant", type_=Integer()),
+            bindparam("b_event", type_=Integer()),
+            mailboxes.c.mailbox,
+            literal(0),
+            literal(0),
+            bindparam("b_version", type_=Integer()),
+            now,
+            now,
+            now,
+        ).select_from(mailboxes),
+    )
+    listed = (
+        func.unnest(bindparam("b_emails", type_=text_array), bindparam("b_mailboxes", type_=text_array))
+        .table_valued("email", "mailbox", with_ordinality="position")
+        .render_derived("listed")
+    )
+    results = insert(JobResult).from_select(
+        [
+            "job_id",
+            "tenant_id",
+            "event_pk",
+            "version",
+            "position",
+            "email",
+            "mailbox",
+            "error_code",
+            "attempts",
+            "updated_at",
+        ],
+        sa_select(
+            bindparam("b_job", type_=Text()),
+            bindparam("b_tenant", type_=Integer()),
+            bindparam("b_event", type_=Integer()),
+            bindparam("b_version", type_=Integer()),
+            listed.c.position - 1,
+            listed.c.email,
+            listed.c.mailbox,
+            literal(PENDING),
+            literal(0),
+            now,
+        ).select_from(listed),
+    )
+    return placements.returning(col(Placement.id), col(Placement.mailbox)), results
+
+
+_BULK_PLACEMENTS, _BULK_RESULTS = _bulk_statements()
+
+
+def _add_placements(
+    session: Session, tenant_id: int, event_pk: int, version: int, fresh: list[str], now: datetime
+) -> list[tuple[int, str]]:
+    """Inserts the event's new placements, due now; returns every placement of the event that is new."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"b_tenant": tenant_id, "b_event": event_pk, "b_version": version, "b_now": now, "b_mailboxes": fresh}
+        return [(pk, mailbox) for pk, mailbox in run(session, _BULK_PLACEMENTS, params)]
+    run(
+        session,
+        _INSERT_PLACEMENTS,
+        [
+            {
+                "tenant_id": tenant_id,
+                "event_pk": event_pk,
+                "mailbox": m,
+                "done_version": 0,
+                "attempts": 0,
+                "target_version": version,
+                "due_at": now,
+                "first_tried_at": None,
+                "enqueued_at": now,
+                "updated_at": now,
+            }
+            for m in fresh
+        ],
+    )
+    added = set(fresh)
+    return [(pk, mailbox) for pk, mailbox in run(session, _PLACEMENTS, {"p_event": event_pk}) if mailbox in added]
+
+
+def _add_results(
+    session: Session, job: Job, tenant_id: int, event_pk: int, listed: Sequence[Listed], now: datetime
+) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "b_job": job.id,
+            "b_tenant": tenant_id,
+            "b_event": event_pk,
+            "b_version": job.version,
+            "b_now": now,
+            "b_emails": [entry.email for entry in listed],
+            "b_mailboxes": [entry.mailbox for entry in listed],
+        }
+        run(session, _BULK_RESULTS, params)
+        return
+    run(
+        session,
+        _INSERT_RESULTS,
+        [
+            {
+                "job_id": job.id,
+                "tenant_id": tenant_id,
+                "event_pk": event_pk,
+                "version": job.version,
+                "position": position,
+                "email": entry.email,
+                "mailbox": entry.mailbox,
+                "error_code": PENDING,
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for position, entry in enumerate(listed)
+        ],
+    )
 
 
 def _locked_event(session: Session, tenant_id: int, kind: str, event_id: str, now: datetime) -> Event:
@@ -190,29 +320,12 @@ def accept_write(
     # Every mailbox that held or must hold the event converges to the new version, whatever it was doing; a new
     # event (now at version 1) has no placements yet.
     due = {"p_target": version, "p_now": now}
-    rows = [] if version == 1 else list(run(session, _RETARGET, {"p_event": event_pk, **due}).all())
+    rows: list[tuple[int, str]] = []
+    if version > 1:
+        rows = [(pk, mailbox) for pk, mailbox in run(session, _RETARGET, {"p_event": event_pk, **due})]
     fresh = sorted((set(mailboxes) | {entry.mailbox for entry in listed}) - {mailbox for _, mailbox in rows})
     if fresh:
-        values_of = [
-            {
-                "tenant_id": tenant_id,
-                "event_pk": event_pk,
-                "mailbox": m,
-                "done_version": 0,
-                "attempts": 0,
-                "target_version": version,
-                "due_at": now,
-                "first_tried_at": None,
-                "enqueued_at": now,
-                "updated_at": now,
-            }
-            for m in fresh
-        ]
-        if len(fresh) <= RETURNING_ROWS:
-            rows += run(session, _INSERT_PLACEMENTS_RETURNING, values_of).all()
-        else:
-            run(session, _INSERT_PLACEMENTS, values_of)
-            rows = list(run(session, _PLACEMENTS, {"p_event": event_pk}).all())
+        rows += _add_placements(session, tenant_id, event_pk, version, fresh, now)
     job = Job(
         id=uuid.uuid4().hex,
         tenant_id=tenant_id,
@@ -228,25 +341,7 @@ def accept_write(
     )
     run(session, _INSERT_JOB, job.model_dump())
     if listed:
-        run(
-            session,
-            _INSERT_RESULTS,
-            [
-                {
-                    "job_id": job.id,
-                    "tenant_id": tenant_id,
-                    "event_pk": event_pk,
-                    "version": version,
-                    "position": position,
-                    "email": entry.email,
-                    "mailbox": entry.mailbox,
-                    "error_code": PENDING,
-                    "attempts": 0,
-                    "updated_at": now,
-                }
-                for position, entry in enumerate(listed)
-            ],
-        )
+        _add_results(session, job, tenant_id, event_pk, listed, now)
     labels = {pid: f"{kind} {event_id} {mailbox}" for pid, mailbox in rows}
     return Accepted(job=job, placement_ids=sorted(labels), listed=tuple(listed), labels=labels)
 
