@@ -371,28 +371,16 @@ def worker(ctx: click.Context, supervise: bool, dispatch: bool) -> None:
     # DOWNSYNC_DATABASE_PRE_PING wins).
     os.environ.setdefault("DOWNSYNC_DATABASE_PRE_PING", "false")
     _check_store()
+    child = [sys.executable, "-m", "worker", *([] if dispatch else ["--no-dispatch"]), *ctx.args]
+    sys.stdout.flush()
+    sys.stderr.flush()
     if supervise:
-        child = [sys.executable, "-m", "downsync.cli", "worker", "--no-supervise"]
-        child += [] if dispatch else ["--no-dispatch"]
         # The supervisor only waits and passes signals on: exec a bare Python for it, so it does not keep the
         # ~70 MB this command imported (click, the backends, SQLAlchemy, Alembic) for the worker's whole life.
         # Same pid, so systemd's or Kubernetes' SIGTERM still reaches it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "downsync.supervise", *child, *ctx.args])
-    from worker import celery_app as worker_module
-    from worker.celery_app import app as celery_app
-
-    worker_module.dispatch_enabled = dispatch
-
-    args = ["worker", "--loglevel=INFO"]
-    extra = list(ctx.args)
-    if not any(a.startswith(("--pool", "-P")) for a in extra):
-        # Exchange calls wait on the network, so threads serve them best.
-        args.append("--pool=threads")
-    if not any(a.startswith(("--concurrency", "-c")) for a in extra):
-        args.append("--concurrency=8")
-    celery_app.worker_main([*args, *extra])
+        os.execv(sys.executable, [sys.executable, "-m", "downsync.supervise", *child])
+    # The worker is its own module (``python -m worker``), started in place of this process.
+    os.execv(sys.executable, child)
 
 
 @main.command("scheduler")
@@ -407,9 +395,9 @@ def scheduler() -> None:
 
     configure_logging()
     _check_store()
-    from worker.scheduler import run as run_scheduler
-
-    sys.exit(run_scheduler())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "worker", "scheduler"])
 
 
 @main.command("retry")

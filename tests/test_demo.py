@@ -90,7 +90,7 @@ def _stop_and_check(demo: subprocess.Popen[bytes], log: Path, signum: int) -> No
     started = _descendants(demo.pid)
     commands = " | ".join(started.values())
     # The worker's supervisor and its Celery child at least, and the embedded Redis where there is one.
-    assert commands.count("downsync.cli worker") + commands.count("downsync.supervise") >= 2, started
+    assert commands.count("-m worker") + commands.count("downsync.supervise") >= 2, started
     try:
         os.kill(demo.pid, signum)
         assert demo.wait(timeout=40) is not None
