@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, Text, bindparam, case, func, insert, literal, update
+from sqlalchemy import JSON, Connection, Integer, Text, bindparam, case, func, insert, literal, update
 
 # Five columns: more than sqlmodel's select and exec are typed for.
 from sqlalchemy import select as sa_select
@@ -380,7 +380,7 @@ def _close_statements() -> tuple[Any, Any, Any]:
 _ANY_PENDING, _TALLY, _CLOSE = _close_statements()
 
 
-def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
+def close_jobs(session: Session | Connection, job_ids: Iterable[str]) -> list[str]:
     """Give every job whose results are all final its final state; returns those this call closed. Run after the
     results were committed, so of two workers finishing a job's last two mailboxes at once, the later one sees both
     and closes it."""
@@ -395,7 +395,8 @@ def close_jobs(session: Session, job_ids: Iterable[str]) -> list[str]:
         closed = run(session, _CLOSE, {"job": job_id, "new_state": state, "finished": now}).first()
         if closed is not None:  # this closer, not a concurrent one, closed it: counted once
             metrics.JOB_FINAL_SECONDS.labels(closed[0], state).observe((now - closed[1]).total_seconds())
-            webhooks.job_closed(session, job_id, now)  # its deliveries commit (or not) with the close
+            # Its deliveries commit (or not) with the close; an ORM session joins a bare connection's transaction.
+            webhooks.job_closed(session if isinstance(session, Session) else Session(bind=session), job_id, now)
             closed_now.append(job_id)
     return closed_now
 

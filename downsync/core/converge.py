@@ -147,8 +147,8 @@ class Converger:
             metrics.RESULTS.labels(claimed.kind, outcome.code or "Pending").inc(recorded.finished)
         if recorded.jobs:
             try:
-                with session_scope(self.engine) as session:
-                    closed = close_jobs(session, recorded.jobs)
+                with transaction(self.engine) as connection:
+                    closed = close_jobs(connection, recorded.jobs)
                 if closed and self.announce is not None:
                     self.announce(closed)
             except SQLAlchemyError as exc:  # the dispatcher closes them later
