@@ -8,10 +8,15 @@ from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.staticfiles import StaticFiles
+
+from api_shim.security import GUARDS, SCHEMES
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ERROR = "#/components/schemas/Error"
@@ -143,8 +148,23 @@ def document(app: FastAPI) -> dict[str, Any]:
                     "percent-encoded as UTF-8), or one generated for it",
                     "schema": {"type": "string"},
                 }
+    _secure(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _guarded(dependant: Dependant) -> bool:
+    return dependant.call in GUARDS or any(_guarded(d) for d in dependant.dependencies)
+
+
+def _secure(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Every scheme in the components, and as the alternatives of every operation that identifies its caller."""
+    schemes = {s.scheme_name: jsonable_encoder(s.model, by_alias=True, exclude_none=True) for s in SCHEMES}
+    schema["components"]["securitySchemes"] = schemes
+    for route in iter_route_contexts(app.routes):  # routes as the document sees them, with their routers' prefixes
+        if isinstance(route.original_route, APIRoute) and _guarded(route.dependant):
+            for method in route.methods or ():
+                schema["paths"][route.path_format][method.lower()]["security"] = [{name: []} for name in schemes]
 
 
 def install(app: FastAPI) -> None:

@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
@@ -121,15 +120,18 @@ def _by_basic(value: str, settings: Settings) -> auth.Principal | None:
     return principal
 
 
-async def caller(
-    request: Request,
-    _bearer: Annotated[object, Depends(SCHEMES[0])],
-    _oauth: Annotated[object, Depends(SCHEMES[1])],
-    _hmac: Annotated[object, Depends(SCHEMES[2])],
-    _basic: Annotated[object, Depends(SCHEMES[3])],
-) -> auth.Principal:
-    """The scheme dependencies only put the schemes in the OpenAPI document; the headers are read here."""
+# The dependencies that identify the caller. They read the headers themselves: the scheme objects above only
+# describe them, and ``api_shim.openapi`` gives every operation depending on one of these all four schemes.
+# (As dependencies of their own, FastAPI ran all four on every request, for a document it builds once.)
+GUARDS: set[Callable[..., object]] = set()
+
+
+async def caller(request: Request) -> auth.Principal:
+    """Whoever the request's credentials name, with no scope or limit to check."""
     return await identify(request, None, None)
+
+
+GUARDS.add(caller)
 
 
 async def identify(request: Request, scope: str | None, family: str | None) -> auth.Principal:
@@ -195,13 +197,8 @@ def _limits_of(tenant_id: int, family: str, settings: Settings) -> str:
 def require(scope: str, family: str | None) -> object:
     """The caller, who must hold ``scope``; each call counts against the tenant's limit for ``family``."""
 
-    async def check(
-        request: Request,
-        _bearer: Annotated[object, Depends(SCHEMES[0])],
-        _oauth: Annotated[object, Depends(SCHEMES[1])],
-        _hmac: Annotated[object, Depends(SCHEMES[2])],
-        _basic: Annotated[object, Depends(SCHEMES[3])],
-    ) -> auth.Principal:
+    async def check(request: Request) -> auth.Principal:
         return await identify(request, scope, family)
 
+    GUARDS.add(check)
     return Depends(check)
