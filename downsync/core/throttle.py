@@ -163,7 +163,7 @@ class MailboxGate:
 
 
 class GatedGateway:
-    """A tenant's gateway whose calls to one mailbox go through the gate (``free_busy`` and ``resolve`` are not)."""
+    """A tenant's gateway whose calls to one mailbox go through the gate (``free_busy``, a call for many, is not)."""
 
     def __init__(self, gateway: CalendarGateway, gate: MailboxGate) -> None:
         self.gateway = gateway
@@ -203,8 +203,9 @@ class GatedGateway:
         return self._call(organizer, lambda: self.gateway.read_meeting(organizer, tag))
 
     def resolve(self, address: str) -> str | None:
-        # A directory lookup, not a call to the mailbox: not gated (as free_busy).
-        return self.gateway.resolve(address)
+        # Gated as a call to the mailbox: on Graph it reads the mailbox's calendar, which Exchange counts (and
+        # throttles) as one; on EWS it is a directory lookup, which a mailbox's back-off only holds a little longer.
+        return self._call(address, lambda: self.gateway.resolve(address))
 
     def free_busy(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, deadline: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import ssl
 import tempfile
 import threading
@@ -35,7 +36,11 @@ def ca_file(pem: str | None) -> str | None:
         return None
     path = Path(tempfile.gettempdir()) / f"downsync-ca-{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
     if not path.exists():
-        path.write_text(pem)
+        # Written aside, then renamed into place: a gateway built at the same time in another thread or process
+        # must never load a half-written (or empty) bundle, which fails its TLS handshakes.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        partial.write_text(pem)
+        os.replace(partial, path)
     return str(path)
 
 

@@ -11,7 +11,7 @@ import pytest
 from downsync.backends.memory.gateway import THROTTLE
 from downsync.core.errors import TransientError
 from downsync.core.model import POSTBACK, Appointment
-from downsync.core.throttle import Deferred, MailboxGate
+from downsync.core.throttle import Deferred, GatedGateway, MailboxGate
 from downsync.models import NO_ERROR
 from tests.downsync.core.harness import START, World
 
@@ -190,3 +190,32 @@ def test_a_back_off_told_within_a_turn_stops_its_later_calls() -> None:
             gate.call("bob", busy)
         with pytest.raises(Deferred):
             gate.call("bob", lambda: pytest.fail("called during the back-off it was just told"))
+
+
+def test_a_directory_lookup_of_a_mailbox_is_gated_as_a_call_to_it() -> None:
+    # On Graph, resolving an address reads the mailbox's calendar: Exchange throttles it as a call to the mailbox,
+    # and its back-off holds for the placement's own calls (and the other way round).
+    class Directory:
+        backend = "graph"
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str]] = []
+
+        def resolve(self, address: str) -> str | None:
+            self.calls.append(("resolve", address))
+            raise TransientError("TooManyRequests", "429", back_off=1.0, throttled=True)
+
+        def find(self, mailbox: str, tag: Any) -> list[Any]:
+            self.calls.append(("find", mailbox))
+            return []
+
+    directory = Directory()
+    gated = GatedGateway(directory, MailboxGate())  # type: ignore[arg-type]
+    with pytest.raises(TransientError) as told:
+        gated.resolve("Bob@X.test")
+    assert not isinstance(told.value, Deferred)  # the server answered this one
+    with pytest.raises(Deferred):
+        gated.find(BOB, None)  # type: ignore[arg-type]
+    with pytest.raises(Deferred):
+        gated.resolve(BOB)
+    assert directory.calls == [("resolve", "Bob@X.test")]
