@@ -59,3 +59,27 @@ def test_the_pool_pre_pings_unless_the_settings_say_not_to(monkeypatch: pytest.M
     finally:
         get_settings.cache_clear()
         get_engine.cache_clear()
+
+
+def test_the_pool_keeps_as_many_connections_as_the_settings_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    from downsync.db import get_engine
+    from downsync.settings import get_settings
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # never connected: the pool is only built
+    try:
+        for value, expected in ((None, 20), ("35", 35)):
+            if value is None:
+                monkeypatch.delenv("DOWNSYNC_DATABASE_POOL_SIZE", raising=False)
+            else:
+                monkeypatch.setenv("DOWNSYNC_DATABASE_POOL_SIZE", value)
+            get_settings.cache_clear()
+            get_engine.cache_clear()
+            pool = get_engine(url).pool
+            assert (pool.size(), pool._max_overflow) == (expected, expected)  # type: ignore[attr-defined]
+        monkeypatch.setenv("DOWNSYNC_DATABASE_POOL_SIZE", "0")
+        get_settings.cache_clear()
+        with pytest.raises(ValueError, match="database_pool_size"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
