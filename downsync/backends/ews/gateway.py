@@ -24,6 +24,7 @@ from downsync.backends.ews.items import (
     tag_fields,
     written_fields,
 )
+from downsync.backends.ews.wire import CreateItems, NewItem
 from downsync.core.model import (
     Appointment,
     AttendeeView,
@@ -79,6 +80,14 @@ class SaveItem:
         if attendees:
             assert isinstance(state, Meeting)
             fields |= {"required_attendees": _people(state, True), "optional_attendees": _people(state, False)}
+        if ref is None and not attendees:
+            new = CreateItems(account=acct).get(
+                items=[NewItem(tag, state, fingerprint)],
+                folder=calendar(acct),
+                message_disposition="SaveOnly",
+                send_meeting_invitations="SendToNone",
+            )
+            return ItemRef(str(new.id), str(new.changekey))
         if ref is None:
             item = CalendarItem(account=acct, folder=calendar(acct), **fields)
             item.save(send_meeting_invitations=send)

@@ -7,6 +7,7 @@ event id, and the fingerprint of the state written (absent on a meeting draft no
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,6 @@ from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Calendar
 from exchangelib.properties import Body
-from exchangelib.restriction import Q, Restriction
-from exchangelib.services import FindItem
 
 from downsync.core.model import Appointment, Found, ItemRef, Meeting, Tag
 
@@ -111,19 +110,19 @@ class FindTagged:
 
     FIELDS = ("downsync_event_id", "downsync_fingerprint", "downsync_tenant", "uid")
 
+    @functools.cached_property
+    def field_paths(self) -> list[FieldPath]:
+        # The fields exchangelib reads from each item found.
+        return [FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in self.FIELDS]
+
     def __call__(self, acct: Account, folder: Calendar, tag: Tag) -> list[Found]:
-        # An item another tenant wrote is never even read back.
-        tenant = Q(downsync_tenant=tag.tenant) | ~Q(downsync_tenant__exists=True)
-        restriction = Restriction(
-            Q(downsync_event_id=tag.event_id, downsync_kind=tag.kind) & tenant,
+        from downsync.backends.ews.wire import FindTaggedItems
+
+        # An item another tenant wrote is never even read back (the restriction is in wire.find_payload).
+        found = FindTaggedItems(account=acct, page_size=100, tag=tag).call(
             folders=[folder],
-            applies_to=Restriction.ITEMS,
-        )
-        fields = {FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in self.FIELDS}
-        found = FindItem(account=acct, page_size=100).call(
-            folders=[folder],
-            additional_fields=fields,
-            restriction=restriction,
+            additional_fields=self.field_paths,
+            restriction=None,
             order_fields=None,
             shape="IdOnly",
             query_string=None,

@@ -37,3 +37,19 @@ def test_a_streamed_response_is_still_read_in_pieces() -> None:
 
     _, body = GetFolder._get_soap_parts(Streamed())
     assert body[0].tag == "x"
+
+
+def test_a_session_reads_the_proxy_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    url = "https://mail.example/EWS/Exchange.asmx"
+    proxied = Protocol.raw_session(url)
+    direct = Protocol.raw_session("https://direct.example/EWS/Exchange.asmx")
+    assert proxied.proxies["https"] == "http://proxy.example:3128" and not proxied.trust_env
+    assert proxied.verify == "/etc/ssl/corporate.pem"
+    assert "https" not in direct.proxies
+    # What a request of the session uses is what was read when it opened.
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.example:3128")
+    used = proxied.merge_environment_settings(url, {}, None, None, None)
+    assert used["proxies"]["https"] == "http://proxy.example:3128" and used["verify"] == "/etc/ssl/corporate.pem"
