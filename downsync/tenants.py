@@ -106,10 +106,15 @@ def backend_options(tenant: Tenant) -> BaseModel:
         raise TenantUnusable(f"tenant {tenant.name}: {exc}") from exc
 
 
-def gateway_for(tenant: Tenant, settings: Settings | None = None) -> CalendarGateway:
+def gateway_for(tenant: Tenant, settings: Settings | None = None, calls_at_once: int = 1) -> CalendarGateway:
     assert tenant.id is not None
     gateway = backends.open_gateway(
-        tenant.id, tenant.backend, backend_options(tenant), settings or get_settings(), tenant.updated_at.isoformat()
+        tenant.id,
+        tenant.backend,
+        backend_options(tenant),
+        settings or get_settings(),
+        tenant.updated_at.isoformat(),
+        calls_at_once,
     )
     return MeteredGateway(gateway)
 
@@ -123,12 +128,19 @@ def tenant_by_name(session: Session, name: str) -> Tenant:
 
 class TenantDirectory:
     """Tenants as the workers need them, read from the store at most every ``ttl`` seconds per tenant, so a
-    changed setting reaches every worker within that time."""
+    changed setting reaches every worker within that time. ``calls_at_once``: placements the worker converges at
+    once, which each tenant's connection pool must serve without making them queue."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: Engine,
+        settings: Settings,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        calls_at_once: int = 1,
     ) -> None:
         self.engine = engine
+        self.calls_at_once = calls_at_once
         self.settings = settings
         self.ttl = ttl
         self.clock = clock
@@ -144,7 +156,11 @@ class TenantDirectory:
             tenant = session.get(Tenant, tenant_id)
             if tenant is None:
                 raise TenantUnusable(f"tenant {tenant_id} no longer exists")
-            context = TenantContext(name=tenant.name, tag_id=tenant.tag_id, gateway=gateway_for(tenant, self.settings))
+            context = TenantContext(
+                name=tenant.name,
+                tag_id=tenant.tag_id,
+                gateway=gateway_for(tenant, self.settings, self.calls_at_once),
+            )
         with self._lock:
             self._cache[tenant_id] = (self.clock(), context)
         return context

@@ -42,7 +42,7 @@ def converger() -> Converger:
     settings = get_settings()
     return Converger(
         get_engine(),
-        TenantDirectory(get_engine(), settings),
+        TenantDirectory(get_engine(), settings, calls_at_once=side_by_side),
         settings,
         leases(),
         # One call at a time per mailbox across every worker, and a back-off told to one holds in all. A turn lapses

@@ -25,6 +25,8 @@ class OpenContext:
 
     tenant_id: int
     settings: Settings
+    # Exchange writes this process makes at once (a worker's --concurrency): connection pools hold at least as many.
+    calls_at_once: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ _cache: dict[tuple[int, str], CalendarGateway] = {}
 _cache_lock = threading.Lock()
 
 
-def open_gateway(tenant_id: int, name: str, options: BaseModel, settings: Settings, version: str) -> CalendarGateway:
+def open_gateway(
+    tenant_id: int, name: str, options: BaseModel, settings: Settings, version: str, calls_at_once: int = 1
+) -> CalendarGateway:
     """The tenant's gateway (connection pools, tokens), shared in this process until the tenant's settings change,
     which ``version`` tells."""
     key = (tenant_id, version)
@@ -94,7 +98,7 @@ def open_gateway(tenant_id: int, name: str, options: BaseModel, settings: Settin
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    gateway = backend(name).open(options, OpenContext(tenant_id=tenant_id, settings=settings))
+    gateway = backend(name).open(options, OpenContext(tenant_id, settings, calls_at_once))
     with _cache_lock:
         for stale in [k for k in _cache if k[0] == tenant_id and k != key]:
             _cache.pop(stale)

@@ -56,3 +56,12 @@ def test_under_a_pool_of_processes_a_message_runs_one_placement_after_the_other(
     monkeypatch.setattr(runtime, "side_by_side", 1)
     assert runtime.converge_many([1, 2, 4]) == "3 done"
     assert recorder.seen == [1, 2, 4] and recorder.peak == 1
+
+
+def test_each_tenants_connections_serve_as_many_placements_as_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "side_by_side", 16)
+    runtime.converger.cache_clear()
+    try:
+        assert runtime.converger().tenants.calls_at_once == 16  # type: ignore[attr-defined]
+    finally:
+        runtime.converger.cache_clear()

@@ -72,6 +72,10 @@ _lock = threading.Lock()
 def _account(connection: Connection, mailbox: str) -> Account:
     account = Account(mailbox, config=configuration(connection), autodiscover=False, access_type=IMPERSONATION)
     account.protocol.TIMEOUT = connection.timeout
+    # exchangelib shares one protocol (and its session pool) per endpoint and user in the process: as large as the
+    # largest any gateway asked for.
+    protocol = account.protocol
+    protocol.max_connections = max(protocol.max_connections, connection.max_connections)
     return account
 
 

@@ -153,12 +153,13 @@ class EwsGateway:
 
     def __init__(self, options: EwsOptions, context: OpenContext) -> None:
         settings = context.settings
-        # exchangelib's session pool as large as the threads that may use it at once.
+        # exchangelib's session pool as large as the threads that may use it at once (it opens sessions as they are
+        # needed): with 10 for a worker at --concurrency=16, six placements at a time waited for a session.
         self.connection = Connection.from_options(
             options,
             tenant_id=context.tenant_id,
             timeout=settings.exchange_timeout_seconds,
-            max_connections=max(10, settings.availability_concurrency),
+            max_connections=max(10, settings.availability_concurrency, context.calls_at_once),
         )
         self.availability = EwsAvailability(self.connection, settings.availability_concurrency)
 

@@ -35,7 +35,9 @@ class GraphGateway:
 
     def __init__(self, options: GraphOptions, context: OpenContext) -> None:
         settings = context.settings
-        self.client = GraphClient(options, timeout=settings.exchange_timeout_seconds)
+        self.client = GraphClient(
+            options, timeout=settings.exchange_timeout_seconds, connections=max(64, context.calls_at_once)
+        )
         self.availability = GraphAvailability(self.client, context.tenant_id, settings.availability_concurrency)
         # Join links of online meetings this process just created, so sending them needs no extra read.
         self._joins: OrderedDict[str, str | None] = OrderedDict()
