@@ -10,6 +10,11 @@ raises a throttling ``TransientError`` (never final) with the time left, and the
 The gate is one per worker process; a ``BackOffBoard`` shared by every worker (Redis, in production) makes it hold
 across processes: one call at a time per mailbox among all workers, and a back-off told to one worker holds in
 every other, which would otherwise learn of it only from busy answers of their own.
+
+A gateway may also name an account limit (``AccountLimit``): EWS lets a service account make only so many requests
+at once (``EWSMaxConcurrency``, 27 by default) and answers ErrorServerBusy beyond. A turn then also takes one of the
+account's slots on the board, so all workers together stay within it, and a call waits for a free slot as for a busy
+mailbox.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -28,6 +34,7 @@ from downsync.core.model import Appointment, Found, FreeBusy, ItemRef, Meeting, 
 
 T = TypeVar("T")
 BUSY = "ErrorServerBusy"
+FULL = -1.0  # a board's answer: every request the account may make at once is under way
 
 
 class Deferred(TransientError):
@@ -38,18 +45,29 @@ class Deferred(TransientError):
         super().__init__(BUSY, message, back_off=back_off, throttled=True)
 
 
+@dataclass(frozen=True)
+class AccountLimit:
+    """Requests the server takes at once from one account, whichever mailbox they are for."""
+
+    key: str
+    limit: int
+
+
 class BackOffBoard(Protocol):
     """What every worker process shares about a mailbox: whose call to it is under way, and until when the server
     asked to wait, in wall-clock seconds since the epoch (worker clocks agree, as leases need). Best effort: a board
     that cannot be reached grants every turn and forgets, and each process still honours what it was told."""
 
-    def enter(self, key: str, token: str, now: float, hold_seconds: float) -> float | None:
-        """Take the mailbox's turn for one call (held ``hold_seconds`` at most, so a killed holder cannot keep it):
-        None when taken; else the seconds of back-off left, or 0 while another process's call is under way."""
+    def enter(
+        self, key: str, token: str, now: float, hold_seconds: float, account: AccountLimit | None = None
+    ) -> float | None:
+        """Take the mailbox's turn for one call (held ``hold_seconds`` at most, so a killed holder cannot keep it),
+        and one of ``account``'s slots with it: None when taken; else the seconds of back-off left, 0 while another
+        process's call to the mailbox is under way, or ``FULL`` while every slot of the account is taken."""
         ...
 
-    def leave(self, key: str, token: str) -> None:
-        """Give the turn back (only if still ``token``'s)."""
+    def leave(self, key: str, token: str, account: AccountLimit | None = None) -> None:
+        """Give the turn (only if still ``token``'s) and the account's slot back."""
         ...
 
     def hold(self, key: str, until: float) -> None:
@@ -98,7 +116,7 @@ class MailboxGate:
             return max(0.0, self._not_before.get(key, 0.0) - self.monotonic())
 
     @contextmanager
-    def turn(self, key: Hashable) -> Iterator[None]:
+    def turn(self, key: Hashable, account: AccountLimit | None = None) -> Iterator[None]:
         """Hold the mailbox's turn across several calls of this thread (a placement's look and its write): one round
         trip to the board each way instead of one per call. Calls made within it go straight through."""
         held = self._held()
@@ -115,17 +133,17 @@ class MailboxGate:
             if left > 0:
                 raise Deferred(f"the server asked to wait; {left:.1f} s left for this mailbox", left)
             if self.board is not None:
-                token = self._enter(str(key), started)
+                token = self._enter(str(key), started, account)
             held.add(key)
             yield
         finally:
             held.discard(key)
             if token is not None and self.board is not None:
-                self.board.leave(str(key), token)
+                self.board.leave(str(key), token, account)
             lock.release()
 
-    def call(self, key: Hashable, action: Callable[[], T]) -> T:
-        with self.turn(key):
+    def call(self, key: Hashable, action: Callable[[], T], account: AccountLimit | None = None) -> T:
+        with self.turn(key, account):
             # Within a turn held across calls: a back-off an earlier call of the turn was told still holds.
             left = self.backing_off(key)
             if left > 0:
@@ -147,17 +165,21 @@ class MailboxGate:
             held = self._local.held = set()
         return held
 
-    def _enter(self, key: str, started: float) -> str:
-        """The mailbox's turn across processes, waiting for another process's call within ``wait_seconds``."""
+    def _enter(self, key: str, started: float, account: AccountLimit | None) -> str:
+        """The mailbox's turn across processes (and a slot of its account), waiting for another process's call within
+        ``wait_seconds``."""
         assert self.board is not None
         token = uuid.uuid4().hex
         while True:
-            left = self.board.enter(key, token, self.wall(), self.hold_seconds)
+            left = self.board.enter(key, token, self.wall(), self.hold_seconds, account)
             if left is None:
                 return token
             if left > 0:
                 raise Deferred(f"the server asked to wait; {left:.1f} s left for this mailbox", left)
             if self.monotonic() - started >= self.wait_seconds:
+                if left == FULL:
+                    assert account is not None
+                    raise Deferred(f"the account's {account.limit} requests at once are all under way", 1.0)
                 raise Deferred("another worker's request to this mailbox is still under way", 1.0)
             time.sleep(self.poll_seconds)
 
@@ -169,14 +191,16 @@ class GatedGateway:
         self.gateway = gateway
         self.gate = gate
         self.backend = gateway.backend
+        # The requests the gateway's account may have under way at once, if the server limits them.
+        self.account: AccountLimit | None = getattr(gateway, "account", None)
 
     def turn(self, mailbox: str) -> AbstractContextManager[None]:
         """The mailbox's turn, held across the calls made within it (see ``MailboxGate.turn``)."""
-        return self.gate.turn(mailbox.lower())
+        return self.gate.turn(mailbox.lower(), self.account)
 
     def _call(self, mailbox: str, action: Callable[[], T]) -> T:
         # Keyed by the address alone: tenants sharing an Exchange organisation share its throttling too.
-        return self.gate.call(mailbox.lower(), action)
+        return self.gate.call(mailbox.lower(), action, self.account)
 
     def find(self, mailbox: str, tag: Tag) -> list[Found]:
         return self._call(mailbox, lambda: self.gateway.find(mailbox, tag))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from downsync.backoff import PREFIX, RedisBackOffBoard
+from downsync.backoff import PREFIX, SLOTS, RedisBackOffBoard
+from downsync.core.throttle import FULL, AccountLimit
 from downsync.embedded import free_port, redis_answers, start_redis
 
 MACHINE = "redis://127.0.0.1:6379/12"
@@ -58,3 +59,21 @@ def test_a_redis_that_is_down_grants_every_turn_at_once() -> None:
     assert board.enter("bob@x.test", "a", time.time(), 5) is None
     board.leave("bob@x.test", "a")
     assert time.monotonic() - started < 2
+
+
+def test_an_accounts_slots_are_shared_given_back_and_lapse_with_their_holder(redis_url: str) -> None:
+    first, second = RedisBackOffBoard(redis_url), RedisBackOffBoard(redis_url)  # two worker processes
+    account, now = AccountLimit("ews:https://mail.x.test/ews/exchange.asmx|svc", 2), time.time()
+    assert first.enter("a@x.test", "ta", now, 0.4, account) is None
+    assert second.enter("b@x.test", "tb", now, 5, account) is None
+    assert first.enter("c@x.test", "tc", now, 5, account) == FULL  # two under way, whichever process holds them
+    assert second.enter("c@x.test", "tc", now, 5) is None  # a call without the account's limit is not counted
+    second.leave("c@x.test", "tc")
+    assert first.enter("c@x.test", "tc", now, 5, AccountLimit("ews:another", 2)) is None  # nor another account's
+    first.leave("c@x.test", "tc", AccountLimit("ews:another", 2))
+    second.leave("b@x.test", "tb", account)
+    assert first.enter("c@x.test", "tc", now, 5, account) is None  # b's slot given back
+    assert second.enter("d@x.test", "td", now, 5, account) == FULL
+    time.sleep(0.5)  # a's holder was killed: its slot lapses with its turn
+    assert second.enter("d@x.test", "td", time.time(), 5, account) is None
+    assert redis.Redis.from_url(redis_url).zcard(SLOTS + account.key) == 2

@@ -149,3 +149,28 @@ def test_a_tenant_that_cannot_be_planned_fails_instead_of_waiting_forever(servic
     job = service.job(response.headers["X-Job-Id"], token=token)
     assert "DOWNSYNC_SECRET_KEY" in job["results"][0]["message"]
     assert sim.log() == []
+
+
+def test_workers_stay_within_the_service_accounts_concurrency(service: Stack, sim: SimClient) -> None:
+    if service.dialect.name != "ews":
+        pytest.skip("Graph limits requests per mailbox (the turn), not per account")
+    name = f"capped{int(time.time() * 1000) % 10**9}"
+    service.create_tenant(name, extra=["--ews-max-concurrency", "2"])
+    token = service.run_cli("token", "create", "--tenant", name, "--scopes", "sync").stdout.strip()
+    # Exchange's own limit for the account, and calls slow enough that the worker's 4 threads would overlap.
+    sim.limits(max_concurrency=2)
+    sim.fault(operation=service.dialect.create, latencyMs=300)
+    sim.fault(operation=service.dialect.find, latencyMs=100)
+    try:
+        eid = event_id()
+        response = service.postback("POST", many_body(eid), token=token, wait=0)
+        assert response.status_code == 202, response.text
+        job = service.wait_job(response.headers["X-Job-Id"], timeout=90, token=token)
+    finally:
+        sim.limits(max_concurrency=27)
+    assert job["state"] == "succeeded", [(r["email"], r["errorCode"], r["message"]) for r in job["results"]]
+    assert all(r["attempts"] == 1 for r in job["results"]), job["results"]
+    # Exchange never had to refuse one: the workers waited for one another instead.
+    assert [e for e in sim.log() if e["httpStatus"] != 200] == []
+    for email in ["alice@contoso.com", *MANY]:
+        assert len(tagged(sim, email, eid)) == 1

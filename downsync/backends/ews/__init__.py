@@ -32,6 +32,14 @@ class EwsOptions(BaseModel):
         description="The Exchange build, so exchangelib never probes the server's version.",
         json_schema_extra={"option": "--build"},
     )
+    max_concurrency: int = Field(
+        default=27,
+        ge=1,
+        le=1000,
+        description="Requests the service account may have under way at once, all workers together: the "
+        "EWSMaxConcurrency of its throttling policy (27 by default on Exchange).",
+        json_schema_extra={"option": "--ews-max-concurrency"},
+    )
 
     @field_validator("url")
     @classmethod

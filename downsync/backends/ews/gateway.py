@@ -35,6 +35,7 @@ from downsync.core.model import (
     MeetingView,
     Tag,
 )
+from downsync.core.throttle import AccountLimit
 
 T = TypeVar("T")
 SEND = "SendToAllAndSaveCopy"
@@ -162,6 +163,8 @@ class EwsGateway:
             max_connections=max(10, settings.availability_concurrency, context.calls_at_once),
         )
         self.availability = EwsAvailability(self.connection, settings.availability_concurrency)
+        # Exchange counts concurrent requests per service account: every worker's calls share its limit.
+        self.account = AccountLimit(f"ews:{options.url}|{options.username}".lower(), options.max_concurrency)
 
     def _account(self, mailbox: str) -> Account:
         return account(self.connection, mailbox)

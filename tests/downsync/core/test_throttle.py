@@ -11,7 +11,7 @@ import pytest
 from downsync.backends.memory.gateway import THROTTLE
 from downsync.core.errors import TransientError
 from downsync.core.model import POSTBACK, Appointment
-from downsync.core.throttle import Deferred, GatedGateway, MailboxGate
+from downsync.core.throttle import FULL, AccountLimit, Deferred, GatedGateway, MailboxGate
 from downsync.models import NO_ERROR
 from tests.downsync.core.harness import START, World
 
@@ -113,18 +113,28 @@ class Board:
     def __init__(self) -> None:
         self.held: dict[str, float] = {}
         self.turns: dict[str, str] = {}
+        self.slots: dict[str, set[str]] = {}
 
-    def enter(self, key: str, token: str, now: float, hold_seconds: float) -> float | None:
+    def enter(
+        self, key: str, token: str, now: float, hold_seconds: float, account: AccountLimit | None = None
+    ) -> float | None:
         if self.held.get(key, 0.0) > now:
             return self.held[key] - now
+        taken = self.slots.setdefault(account.key, set()) if account is not None else None
+        if account is not None and taken is not None and len(taken) >= account.limit:
+            return FULL
         if key in self.turns:
             return 0.0
         self.turns[key] = token
+        if taken is not None:
+            taken.add(token)
         return None
 
-    def leave(self, key: str, token: str) -> None:
+    def leave(self, key: str, token: str, account: AccountLimit | None = None) -> None:
         if self.turns.get(key) == token:
             del self.turns[key]
+        if account is not None:
+            self.slots.get(account.key, set()).discard(token)
 
     def hold(self, key: str, until: float) -> None:
         self.held[key] = max(self.held.get(key, 0.0), until)
@@ -165,7 +175,7 @@ def test_a_turn_held_across_calls_is_taken_once_and_keeps_other_processes_out_be
     board = Board()
     entered: list[str] = []
     enter = board.enter
-    board.enter = lambda key, token, now, hold: entered.append(token) or enter(key, token, now, hold)  # type: ignore[method-assign]
+    board.enter = lambda key, token, now, hold, account=None: entered.append(token) or enter(key, token, now, hold)  # type: ignore[method-assign]
     gate = MailboxGate(board=board)
     other = MailboxGate(board=board, wait_seconds=0.05, poll_seconds=0.01)  # another process
     with gate.turn("bob"):
@@ -219,3 +229,51 @@ def test_a_directory_lookup_of_a_mailbox_is_gated_as_a_call_to_it() -> None:
     with pytest.raises(Deferred):
         gated.resolve(BOB)
     assert directory.calls == [("resolve", "Bob@X.test")]
+
+
+def test_calls_of_every_process_stay_within_the_accounts_limit() -> None:
+    board = Board()
+    account = AccountLimit("ews:svc", 2)
+    gates = [MailboxGate(wait_seconds=0.3, board=board, poll_seconds=0.01) for _ in range(2)]  # two processes
+    inside = threading.Barrier(3)
+    release = threading.Event()
+
+    def hold(gate: MailboxGate, mailbox: str) -> None:
+        with gate.turn(mailbox, account):
+            inside.wait(5)
+            release.wait(5)
+
+    holders = [threading.Thread(target=hold, args=(gates[n], f"m{n}")) for n in range(2)]
+    for thread in holders:
+        thread.start()
+    inside.wait(5)
+    # Two requests of the account under way, to other mailboxes: a third waits, then is not made.
+    with pytest.raises(Deferred) as deferred:
+        gates[0].call("m3", lambda: pytest.fail("called beyond the account's limit"), account)
+    assert "2 requests at once" in str(deferred.value) and deferred.value.back_off == 1.0
+    # Another account, or none, is not held up.
+    assert gates[1].call("m3", lambda: "other", AccountLimit("ews:other", 2)) == "other"
+    assert gates[1].call("m4", lambda: "unlimited") == "unlimited"
+    # A slot given back lets the waiting call through.
+    threading.Timer(0.05, release.set).start()
+    assert gates[0].call("m3", lambda: "called", account) == "called"
+    for thread in holders:
+        thread.join(5)
+    assert board.slots["ews:svc"] == set()
+
+
+def test_a_gated_gateway_takes_its_accounts_slot_for_the_turn() -> None:
+    class Limited:
+        backend = "ews"
+        account = AccountLimit("ews:svc", 1)
+
+        def find(self, mailbox: str, tag: object) -> list[object]:
+            assert board.slots["ews:svc"], "the call was made without a slot"
+            return []
+
+    board = Board()
+    gated = GatedGateway(Limited(), MailboxGate(board=board))  # type: ignore[arg-type]
+    with gated.turn("Bob@x"):
+        assert len(board.slots["ews:svc"]) == 1
+        assert gated.find("bob@x", None) == []  # type: ignore[arg-type]  # within the turn: no second slot
+    assert board.slots["ews:svc"] == set() and FULL < 0
