@@ -77,11 +77,8 @@ class SaveItem:
         attendees: bool = False,
         send: str = "SendToNone",
     ) -> ItemRef:
-        fields = {**written_fields(state, fingerprint), **tag_fields(tag)}
-        if attendees:
-            assert isinstance(state, Meeting)
-            fields |= {"required_attendees": _people(state, True), "optional_attendees": _people(state, False)}
-        if ref is None and not attendees:
+        if ref is None and not attendees and send == "SendToNone":
+            # A plain item nobody hears of: its body written directly (wire.py), without exchangelib's item model.
             new = CreateItems(account=acct).get(
                 items=[NewItem(tag, state, fingerprint)],
                 folder=calendar(acct),
@@ -89,6 +86,10 @@ class SaveItem:
                 send_meeting_invitations="SendToNone",
             )
             return ItemRef(str(new.id), str(new.changekey))
+        fields = {**written_fields(state, fingerprint), **tag_fields(tag)}
+        if attendees:
+            assert isinstance(state, Meeting)
+            fields |= {"required_attendees": _people(state, True), "optional_attendees": _people(state, False)}
         if ref is None:
             item = CalendarItem(account=acct, folder=calendar(acct), **fields)
             item.save(send_meeting_invitations=send)
